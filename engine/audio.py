@@ -1,0 +1,53 @@
+"""The one array convention: float32, shape ``(channels, samples)``.
+
+The working format inside the engine is 44.1 kHz stereo.  Helpers here convert
+and validate blocks at the boundaries.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import NonFiniteAudioError
+
+SAMPLE_RATE = 44100  # Hz, working rate of every stage
+CHANNELS = 2  # working channel count (stereo)
+STEM_NAMES: tuple[str, ...] = ("vocals", "drums", "bass", "other")
+
+
+def empty_block(channels: int = CHANNELS) -> np.ndarray:
+    """A zero-length block, shape ``(channels, 0)``."""
+    return np.zeros((channels, 0), dtype=np.float32)
+
+
+def as_block(x: np.ndarray, channels: int = CHANNELS) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 ``(channels, samples)`` array.
+
+    A 1-D array is treated as mono and duplicated to ``channels``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = np.broadcast_to(x, (channels, x.shape[0]))
+    if x.ndim != 2 or x.shape[0] != channels:
+        raise ValueError(f"expected a ({channels}, samples) block, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def check_finite(x: np.ndarray, where: str = "input") -> None:
+    """Raise :class:`NonFiniteAudioError` if ``x`` holds NaN or Inf samples."""
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise NonFiniteAudioError(
+            f"{where} contains {bad} NaN/Inf sample(s); the file is corrupt or was "
+            "written by a broken encoder. Re-export it and try again."
+        )
+
+
+def db_to_gain(db: float | np.ndarray) -> float | np.ndarray:
+    """Decibels to linear amplitude gain."""
+    return 10.0 ** (np.asarray(db, dtype=np.float64) / 20.0)
+
+
+def gain_to_db(gain: float | np.ndarray, floor_db: float = -200.0) -> float | np.ndarray:
+    """Linear amplitude gain to decibels, floored at ``floor_db``."""
+    g = np.maximum(np.abs(np.asarray(gain, dtype=np.float64)), 10.0 ** (floor_db / 20.0))
+    return 20.0 * np.log10(g)
