@@ -1,0 +1,58 @@
+"""Actors for the in-order stages: one per stem, and the mix + preview master.
+
+They hold state (filters, envelopes, noise profiles) and must see their input
+strictly in order.  After a crash the coordinator replaces the actor and
+re-primes it with a short pre-roll of recent input (``prime``).
+"""
+from __future__ import annotations
+
+import ray
+
+
+@ray.remote
+class StemActor:
+    def __init__(self, stem: str, cfg, common_latency: int):
+        from engine.pipeline import StemProcessor
+
+        self.proc = StemProcessor(stem, cfg, common_latency)
+
+    def process(self, block):
+        return self.proc.process(block)
+
+    def flush(self):
+        return self.proc.flush()
+
+    def prime(self, blocks: list) -> int:
+        """Feed pre-roll blocks, discarding the output; returns samples fed."""
+        n = 0
+        for b in blocks:
+            self.proc.process(b)
+            n += b.shape[1]
+        return n
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+
+@ray.remote
+class MixMasterActor:
+    def __init__(self, cfg):
+        from engine.pipeline import MixMaster
+
+        self.mm = MixMaster(cfg)
+
+    def process(self, vocals, drums, bass, other):
+        return self.mm.process({"vocals": vocals, "drums": drums, "bass": bass, "other": other})
+
+    def flush(self):
+        return self.mm.flush()
+
+    def prime(self, inputs: list) -> int:
+        n = 0
+        for stems in inputs:
+            self.mm.process(dict(zip(("vocals", "drums", "bass", "other"), stems)))
+            n += stems[0].shape[1]
+        return n
+
+    def stem_gains_db(self) -> dict:
+        return self.mm.stem_gains_db()

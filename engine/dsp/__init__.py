@@ -1,0 +1,17 @@
+"""Low-level DSP building blocks shared by the streaming stages.
+
+Everything here is stateless design maths or an explicit-state kernel: the
+caller owns the state arrays and passes them in, so a stage stays chunk-size
+invariant by carrying them from one block to the next.
+
+* :mod:`engine.dsp.biquad` - RBJ cookbook / Butterworth second-order sections
+  and :class:`SosFilter` (``scipy.signal.sosfilt`` with carried ``zi``).
+* :mod:`engine.dsp.envelope` - time-constant maths and numba envelope followers.
+* :mod:`engine.dsp.dynamics` - numba gain computers (compressor, gate /
+  expander, transient shaper, relative-level de-esser).
+* :mod:`engine.dsp.harmonics` - envelope-normalised Chebyshev harmonic generator.
+* :mod:`engine.dsp.stft` - :class:`StreamingSTFTProcessor`, a chunk-size
+  invariant STFT -> spectral processing -> overlap-add framework.
+* :mod:`engine.dsp.noise_floor` - per-bin noise-floor tracking kernels.
+* :mod:`engine.dsp.signals` - deterministic test / benchmark signals.
+"""

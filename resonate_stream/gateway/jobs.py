@@ -1,0 +1,298 @@
+"""What the gateway hands to whatever actually runs a job (the *backend*).
+
+The gateway owns sockets, uploads, spooling and resume; a backend owns the
+audio processing.  The contract, in full:
+
+``backend.start(job_id, spec, source, emit, cancel)`` is called in a worker
+thread of its own (one per job) and returns when the job is over.
+
+* ``spec`` (:class:`JobSpec`): the job's settings (``{"preset", "overrides"}``
+  plain map as the client sent it), output options, and ``out_dir``, a fresh
+  folder where final files must be written (atomically: temp file + rename).
+* ``source``: a :class:`PathSource` (a server-side file, already confined to
+  the allowed folders and checked to exist) or an :class:`UploadSource`
+  (bytes arriving from the client: iterate it for raw pieces as they come, or
+  call :meth:`UploadSource.wait_file` for the complete file).
+* ``emit(event)`` with :mod:`resonate_stream.events` objects: ``Progress``
+  (seconds of audio), ``Info``, ``AudioChunk`` (``seq`` 0, 1, 2 ... no gaps,
+  ``offset`` contiguous, one ``sample_rate`` and channel count per job,
+  float32 ``(channels, samples)``, finite) and finally ``Finished``.  ``emit``
+  is cheap (it appends to a disk spool) and never blocks on the network.
+  It raises :class:`JobCancelled` once the job was cancelled and a
+  ``ResonateError`` (code ``backend_error``) if the events break the contract:
+  let those propagate.
+* ``cancel``: a ``threading.Event`` set when the client cancels (or the upload
+  fails, or the server shuts down); poll it between blocks and return or
+  raise :class:`JobCancelled`.
+* Failure: raise a ``ResonateError`` subclass (its ``code`` and message go to
+  the client).  Any other exception is reported as ``internal_error``.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checkable
+
+from engine.errors import ResonateError
+from resonate_stream.events import Event
+
+from .protocol import ErrorCode, OutputOptions, ProtocolError
+
+
+class JobCancelled(ResonateError):
+    """The job was cancelled (by the client, a failed upload, or server shutdown)."""
+
+    code = ErrorCode.CANCELLED
+
+
+class UploadTimeout(ResonateError):
+    """No upload data arrived for longer than the server's idle timeout."""
+
+    code = ErrorCode.UPLOAD_TIMEOUT
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything about a job except its input.
+
+    ``settings``: plain map ``{"preset": str, "overrides": {...}}`` exactly as
+    the client sent it (validated as JSON-like, not interpreted here).
+    ``out_dir``: folder (created, empty) for the job's final files.
+    """
+
+    job_id: str
+    settings: dict
+    out_dir: Path
+    send_stems: bool = False
+    output: OutputOptions = field(default_factory=OutputOptions)
+
+    @property
+    def preset(self) -> Optional[str]:
+        return self.settings.get("preset")
+
+    @property
+    def overrides(self) -> dict:
+        return dict(self.settings.get("overrides") or {})
+
+
+@dataclass(frozen=True)
+class PathSource:
+    """Input file on the server (resolved, inside an allowed folder, exists)."""
+
+    path: Path
+
+
+class UploadSource:
+    """Input bytes uploaded by the client, spooled to ``path`` on disk as they arrive.
+
+    ``format`` is ``pcm_f32le`` / ``pcm_s16le`` (raw interleaved little-endian
+    samples at ``sample_rate`` Hz with ``channels`` channels) or ``encoded``
+    (bytes of an audio file called ``filename``).  Reader side (backend
+    thread): ``for piece in source`` yields ``bytes`` pieces (at most
+    ``piece_bytes`` each, in order) as they arrive and ends after
+    ``upload_end``; :meth:`wait_file` blocks until the upload is complete and
+    returns the path of the whole file.  Both raise :class:`JobCancelled` on
+    cancel, the upload's error if it failed, and :class:`UploadTimeout` if no
+    byte arrives for ``idle_timeout_s`` seconds.  Memory stays flat: bytes live
+    on disk, never in a queue.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        format: str,
+        sample_rate: Optional[int] = None,
+        channels: Optional[int] = None,
+        filename: Optional[str] = None,
+        size: Optional[int] = None,
+        cancel: Optional[threading.Event] = None,
+        idle_timeout_s: float = 60.0,
+        piece_bytes: int = 1 << 20,
+    ):
+        self.path = Path(path)
+        self.format = format
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.filename = filename
+        self.size = size
+        self.cancel = cancel or threading.Event()
+        self.idle_timeout_s = float(idle_timeout_s)
+        self.piece_bytes = int(piece_bytes)
+        self._cond = threading.Condition()
+        self._written = 0
+        self._ended = False
+        self._error: Optional[BaseException] = None
+        self._last_data = time.monotonic()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    # ---- properties -------------------------------------------------------
+    @property
+    def is_pcm(self) -> bool:
+        return self.format.startswith("pcm_")
+
+    @property
+    def pcm_format(self) -> Optional[str]:
+        """``"f32le"`` / ``"s16le"`` for PCM uploads (as ``PcmPushDecoder`` wants), else None."""
+        return self.format[4:] if self.is_pcm else None
+
+    @property
+    def received_bytes(self) -> int:
+        with self._cond:
+            return self._written
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self._ended
+
+    # ---- writer side (the gateway) ------------------------------------------
+    def append(self, data: bytes) -> None:
+        """Append ``data`` to the spool file (gateway side)."""
+        with self._cond:
+            if self._ended or self._error is not None:
+                raise ProtocolError("upload already ended", code=ErrorCode.BAD_UPLOAD)
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        with self._cond:
+            self._written += len(data)
+            self._last_data = time.monotonic()
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """Mark the upload complete (gateway side)."""
+        with self._cond:
+            self._ended = True
+            self._close_fd()
+            self._cond.notify_all()
+
+    def abort(self, error: BaseException) -> None:
+        """Fail every reader with ``error`` (gateway side: bad upload, cancel, shutdown)."""
+        with self._cond:
+            if self._error is None:
+                self._error = error
+            self._close_fd()
+            self._cond.notify_all()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def discard(self) -> None:
+        """Delete the spool file (after the job is over)."""
+        self.abort(JobCancelled("the upload was discarded"))
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    # ---- reader side (the backend thread) ----------------------------------
+    def _wait(self, predicate: Callable[[], bool]) -> None:
+        """Wait (holding ``_cond``) until ``predicate()``; raise on error/cancel/idle timeout."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self.cancel.is_set():
+                raise JobCancelled("the job was cancelled")
+            if predicate():
+                return
+            idle = time.monotonic() - self._last_data
+            if idle > self.idle_timeout_s:
+                raise UploadTimeout(
+                    f"no upload data for {idle:.0f} s (limit {self.idle_timeout_s:.0f} s); "
+                    "the client stopped sending. Start the job again."
+                )
+            self._cond.wait(timeout=min(0.25, self.idle_timeout_s))
+
+    def __iter__(self) -> Iterator[bytes]:
+        pos = 0
+        with open(self.path, "rb", buffering=0) as fh:
+            while True:
+                with self._cond:
+                    self._wait(lambda: self._written > pos or self._ended)
+                    available = self._written - pos
+                    if available == 0:  # ended and fully read
+                        return
+                n = min(available, self.piece_bytes)
+                piece = os.pread(fh.fileno(), n, pos)
+                if len(piece) != n:  # pragma: no cover - spool file truncated underneath us
+                    raise ResonateError("upload spool file was truncated", code=ErrorCode.INTERNAL_ERROR)
+                pos += n
+                yield piece
+
+    def wait_file(self) -> Path:
+        """Block until the whole upload arrived; return the complete file's path."""
+        with self._cond:
+            self._wait(lambda: self._ended)
+        return self.path
+
+
+JobSource = Union[PathSource, UploadSource]
+Emit = Callable[[Event], None]
+
+
+@runtime_checkable
+class JobBackend(Protocol):
+    """Runs one job; see the module docstring for the full contract."""
+
+    def start(
+        self,
+        job_id: str,
+        spec: JobSpec,
+        source: JobSource,
+        emit: Emit,
+        cancel: threading.Event,
+    ) -> None: ...
+
+
+class RunnerBackend:
+    """Backend that calls ``resonate_stream.runner.run_job`` (the in-process / Ray runner).
+
+    ``run_job(source, settings, out_dir, emit, cancel)`` receives:
+
+    * ``source``: a ``Path`` for path inputs and for ``encoded`` uploads (the
+      complete uploaded file, after waiting for ``upload_end``) or the
+      :class:`UploadSource` itself for PCM uploads (iterate it for bytes; feed
+      them to ``engine.io.decode.PcmPushDecoder(source.sample_rate,
+      source.channels, source.pcm_format)``);
+    * ``settings``: ``make_settings(spec)`` if given, else the plain map
+      ``{"preset", "overrides", "output": {...}, "send_stems": bool}``;
+    * ``out_dir``, ``emit`` and ``cancel`` as in :class:`JobBackend`.
+    """
+
+    def __init__(
+        self,
+        run_job: Optional[Callable[..., object]] = None,
+        make_settings: Optional[Callable[[JobSpec], object]] = None,
+        stream_encoded_uploads: bool = False,
+    ):
+        self._run_job = run_job
+        self._make_settings = make_settings
+        self._stream_encoded = stream_encoded_uploads
+
+    def start(self, job_id: str, spec: JobSpec, source: JobSource, emit: Emit, cancel: threading.Event) -> None:
+        run_job = self._run_job
+        if run_job is None:
+            from resonate_stream.runner import run_job  # late: the runner imports heavy things
+        if self._make_settings is not None:
+            settings = self._make_settings(spec)
+        else:
+            settings = {
+                "preset": spec.preset,
+                "overrides": spec.overrides,
+                "output": spec.output.to_map(),
+                "send_stems": spec.send_stems,
+            }
+        if isinstance(source, PathSource):
+            src: object = source.path
+        elif source.is_pcm or self._stream_encoded:
+            src = source
+        else:
+            src = source.wait_file()
+        run_job(src, settings, spec.out_dir, emit, cancel)

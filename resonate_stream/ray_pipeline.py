@@ -1,0 +1,294 @@
+"""The job graph on Ray: a shared separator pool, per-job stem and mix actors.
+
+The coordinator (this module, running in the gateway process) does what
+:class:`engine.pipeline.LocalPipeline` does, with the model and in-order
+stages living in actors:
+
+* windows from the :class:`WindowPlanner` go to the separator pool with at
+  most ``inflight_per_actor`` windows per actor in flight (back-pressure); they
+  come back in any order and the :class:`OverlapAddStitcher` reorders them;
+* stitched stems are re-blocked to the same 1 s blocks as in-process and sent
+  to one :class:`StemActor` per stem; results go to the :class:`MixMasterActor`.
+  Calls are pipelined: window k+1 separates while block k is enhanced.
+
+Faults: separator actors are stateless; Ray restarts them and retries their
+windows.  A stateful actor that dies is replaced and re-primed with the last
+``preroll_s`` seconds of its input, then the blocks in flight are re-sent.
+"""
+from __future__ import annotations
+
+import collections
+import os
+from typing import Callable
+
+import numpy as np
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from actors.placement import actor_options, cluster_devices
+from actors.separator import SeparatorActor
+from actors.stateful import MixMasterActor, StemActor
+from engine.audio import SAMPLE_RATE, STEM_NAMES
+from engine.blocks import StemReblocker
+from engine.pipeline import PIPELINE_BLOCK, MixFifo, ProcessedBlock, StageConfigs, common_stem_latency
+from engine.separation.base import to_stem_dict
+from engine.separation.quality import SeparationQualityMeter
+from engine.separation.stitcher import OverlapAddStitcher
+from engine.separation.windows import WindowPlanner
+
+from .settings import SeparationSettings
+
+
+class SeparatorPool:
+    """``n_actors`` separator actors with the same settings (shared across jobs)."""
+
+    def __init__(self, separation: SeparationSettings, n_actors: int | None = None, threads: int | None = None):
+        device = separation.device if separation.device != "auto" else cluster_devices()
+        params = {**separation.__dict__, "device": device}
+        if n_actors is None:
+            n_actors = default_pool_size(device)
+        if threads is None and device == "cpu":
+            threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(n_actors, 1))
+        opts = {**actor_options(device), "max_restarts": -1, "max_task_retries": -1}
+        self.device = device
+        self.actors = [SeparatorActor.options(**opts).remote(params, threads) for _ in range(n_actors)]
+        geoms = ray.get([a.geometry.remote() for a in self.actors])
+        kinds = {(g["description"].get("separator"), g["description"].get("model")) for g in geoms}
+        if len(kinds) > 1:
+            raise RuntimeError(f"separator actors disagree on the model they loaded: {sorted(kinds)}; "
+                               "put the same weights on every node (see README 'Model weights')")
+        self.geometry = geoms[0]
+        self.inflight = [0] * len(self.actors)
+
+    def submit(self, window) -> tuple[ray.ObjectRef, int]:
+        """Send ``window`` to the least-loaded actor; returns (result ref, actor index)."""
+        i = int(np.argmin(self.inflight))
+        self.inflight[i] += 1
+        return self.actors[i].separate.remote(window), i
+
+    def done(self, i: int) -> None:
+        self.inflight[i] -= 1
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a)
+
+
+def default_pool_size(device: str) -> int:
+    res = ray.cluster_resources()
+    if device == "cuda":
+        return max(1, int(res.get("GPU", 1)))
+    if device == "mps":
+        return max(1, int(res.get("mps", 1)))
+    return max(1, min(8, int(res.get("CPU", 2)) - 1))
+
+
+class StatefulLane:
+    """One stateful actor fed strictly in order, replaced and re-primed if it dies."""
+
+    def __init__(self, make_actor: Callable[[], object], preroll_samples: int, name: str, max_recoveries: int = 3):
+        self.make_actor = make_actor
+        self.actor = make_actor()
+        self.preroll_samples = preroll_samples
+        self.name = name
+        self.history: collections.deque = collections.deque()  # recent inputs already answered
+        self._history_samples = 0
+        self.inflight: collections.deque = collections.deque()  # (method, args, ref)
+        self.recoveries = 0
+        self.max_recoveries = max_recoveries
+
+    @staticmethod
+    def _samples(args) -> int:
+        return args[0].shape[1] if args else 0
+
+    def submit(self, method: str, *args) -> None:
+        ref = getattr(self.actor, method).remote(*args)
+        self.inflight.append((method, args, ref))
+
+    def head_ready(self) -> bool:
+        if not self.inflight:
+            return False
+        ready, _ = ray.wait([self.inflight[0][2]], timeout=0)
+        return bool(ready)
+
+    def pop(self):
+        """Block for the oldest call's result (recovering from a dead actor)."""
+        while True:
+            method, args, ref = self.inflight[0]
+            try:
+                out = ray.get(ref)
+            except (RayActorError, RayTaskError) as e:
+                if isinstance(e, RayTaskError) and not isinstance(e.cause, RayActorError):
+                    raise
+                self._recover()
+                continue
+            self.inflight.popleft()
+            if method == "process":
+                self.history.append(args)
+                self._history_samples += self._samples(args)
+                while self.history and self._history_samples - self._samples(self.history[0]) >= self.preroll_samples:
+                    self._history_samples -= self._samples(self.history.popleft())
+            return out
+
+    def _recover(self) -> None:
+        self.recoveries += 1
+        if self.recoveries > self.max_recoveries:
+            raise RuntimeError(f"{self.name} actor died {self.recoveries} times; giving up")
+        try:
+            ray.kill(self.actor, no_restart=True)
+        except Exception:
+            pass
+        self.actor = self.make_actor()
+        if self.history:
+            inputs = [a if len(a) > 1 else a[0] for a in self.history]
+            ray.get(self.actor.prime.remote(inputs))
+        pending = list(self.inflight)
+        self.inflight.clear()
+        for method, args, _ in pending:
+            self.submit(method, *args)
+
+    def kill_for_test(self) -> None:
+        """Kill the current actor (fault-injection hook used by tests)."""
+        ray.kill(self.actor, no_restart=True)
+
+    def close(self) -> None:
+        try:
+            ray.kill(self.actor, no_restart=True)
+        except Exception:
+            pass
+
+
+class RayPipeline:
+    """Same interface as :class:`engine.pipeline.LocalPipeline`: ``feed`` / ``finish``."""
+
+    def __init__(self, pool: SeparatorPool, cfg: StageConfigs, *, inflight_per_actor: int = 2,
+                 preroll_s: float = 5.0, stems=STEM_NAMES):
+        g = pool.geometry
+        self.pool = pool
+        self.description = {**g["description"], "actors": len(pool.actors), "runner": "ray"}
+        self.notes = list(g["notes"])
+        self.sources = g["sources"]
+        self.planner = WindowPlanner(g["segment_samples"], g["overlap"], g["context_samples"])
+        self.stitcher = OverlapAddStitcher(g["segment_samples"], g["overlap"], len(self.sources),
+                                           transition_power=g["transition_power"])
+        self.max_inflight = inflight_per_actor * len(pool.actors)
+        self.windows: dict = {}  # ref -> (window, actor index)
+        self.reblocker = StemReblocker(PIPELINE_BLOCK)
+        self.quality = SeparationQualityMeter()
+        self._mix_fifo = MixFifo()
+        self._consumed = 0
+        latency = common_stem_latency(cfg, stems)
+        preroll = int(preroll_s * SAMPLE_RATE)
+        stem_opts = {"num_cpus": 0}
+        self.stem_lanes = {
+            s: StatefulLane(lambda s=s: StemActor.options(**stem_opts).remote(s, cfg, latency), preroll, f"stem {s}")
+            for s in stems}
+        self.mix_lane = StatefulLane(lambda: MixMasterActor.options(**stem_opts).remote(cfg), preroll, "mix/master")
+        self.stems_in_flight: collections.deque = collections.deque()  # blocks sent to the stem lanes
+        self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
+        self.separated_s = 0.0
+        self.enhanced_s = 0.0
+
+    # -- separation -------------------------------------------------------
+    def _submit_window(self, window) -> None:
+        while len(self.windows) >= self.max_inflight:
+            self._collect_windows(wait=True)
+        ref, i = self.pool.submit(window)
+        self.windows[ref] = (window, i)
+
+    def _collect_windows(self, wait: bool) -> None:
+        if not self.windows:
+            return
+        refs = list(self.windows)
+        ready, _ = ray.wait(refs, num_returns=1 if wait else len(refs), timeout=None if wait else 0)
+        for ref in ready:
+            window, i = self.windows.pop(ref)
+            self.pool.done(i)
+            self.stitcher.add(window.seq, window.offset, ray.get(ref))
+        self._route(self.stitcher.pop_ready())
+
+    def _route(self, stitched) -> None:
+        if stitched is None or stitched.shape[-1] == 0:
+            return
+        stems = to_stem_dict(self.sources, stitched)
+        n = stitched.shape[-1]
+        self.quality.update(self._mix_fifo.pop(n), stems)
+        self.separated_s += n / SAMPLE_RATE
+        for block in self.reblocker.push(stems):
+            self._submit_stems(block)
+
+    # -- in-order stages --------------------------------------------------
+    def _submit_stems(self, block: dict) -> None:
+        for s, lane in self.stem_lanes.items():
+            lane.submit("process", block[s])
+        self.stems_in_flight.append(None)
+
+    def _drain(self, wait: bool) -> list[ProcessedBlock]:
+        out = []
+        while self.stems_in_flight:
+            if not wait and not all(l.head_ready() for l in self.stem_lanes.values()):
+                break
+            self.stems_in_flight.popleft()
+            enhanced = {s: lane.pop() for s, lane in self.stem_lanes.items()}
+            self.mix_lane.submit("process", *[enhanced[s] for s in STEM_NAMES])
+            self.enhanced_s += next(iter(enhanced.values())).shape[1] / SAMPLE_RATE
+            self._mixed.append(enhanced)
+        while self.mix_lane.inflight and (wait or self.mix_lane.head_ready()):
+            mix, preview = self.mix_lane.pop()
+            out.append(ProcessedBlock(mix, preview, self._mixed.popleft()))
+        return out
+
+    def feed(self, block: np.ndarray) -> list[ProcessedBlock]:
+        self._mix_fifo.push(block)
+        self._consumed += block.shape[1]
+        for w in self.planner.push(block):
+            self._submit_window(w)
+        self._collect_windows(wait=False)
+        # bound the in-order backlog too: never more than a few blocks queued per lane
+        return self._drain(wait=len(self.stems_in_flight) > 4)
+
+    def finish(self) -> list[ProcessedBlock]:
+        for w in self.planner.finish():
+            self._submit_window(w)
+        while self.windows:
+            self._collect_windows(wait=True)
+        self._route(self.stitcher.finish(self._consumed))
+        for block in self.reblocker.finish():
+            self._submit_stems(block)
+        out = self._drain(wait=True)
+        for lane in self.stem_lanes.values():
+            lane.submit("flush")
+        tails = {s: lane.pop() for s, lane in self.stem_lanes.items()}
+        self.mix_lane.submit("process", *[tails[s] for s in STEM_NAMES])
+        mix, preview = self.mix_lane.pop()
+        out.append(ProcessedBlock(mix, preview, tails))
+        self.mix_lane.submit("flush")
+        mix, preview = self.mix_lane.pop()
+        out.append(ProcessedBlock(mix, preview, {}))
+        self._gains = ray.get(self.mix_lane.actor.stem_gains_db.remote())
+        return out
+
+    def separation_quality(self) -> dict:
+        return self.quality.result()
+
+    def stem_gains_db(self) -> dict | None:
+        return getattr(self, "_gains", None)
+
+    def close(self) -> None:
+        for lane in [*self.stem_lanes.values(), self.mix_lane]:
+            lane.close()
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join ``address`` or start a local Ray instance (the embedded default)."""
+    if ray.is_initialized():
+        return
+    if address:
+        if os.uname().sysname == "Darwin" and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
+            from engine.errors import SettingsError
+
+            raise SettingsError("joining a multi-node Ray cluster from macOS needs RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 "
+                                "set on every node (see README 'Scale out')")
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)

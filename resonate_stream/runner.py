@@ -1,0 +1,335 @@
+"""Run one job: decode -> pipeline -> streamed preview + stored mix -> exact final master.
+
+The driver here is the same whatever executes the pipeline graph: the
+in-process :class:`engine.pipeline.LocalPipeline` (``resonate process``) or the
+Ray pipeline (``resonate serve``), passed in as ``pipeline_factory``.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from engine.audio import SAMPLE_RATE, STEM_NAMES
+from engine.errors import ResonateError
+from engine.pipeline import LocalPipeline, StageConfigs
+
+from .events import AudioChunk, EventSink, Finished, Info, Progress
+from .settings import Settings
+from .sources import BlockSource, FileSource, SourceInfo
+
+#: seconds of input read ahead to detect the recording's band limits
+BAND_DETECT_SECONDS = 10.0
+
+
+class JobCancelled(ResonateError):
+    code = "cancelled"
+
+
+@dataclass
+class OutputSpec:
+    """Where a job writes: the mastered file, optional stems/report/plots folders."""
+
+    master: Path
+    stems_dir: Optional[Path] = None
+    report: Optional[Path] = None
+    plots_dir: Optional[Path] = None
+    stream_stems: bool = False  # attach enhanced stems to streamed AudioChunks
+
+
+PipelineFactory = Callable[[Settings, StageConfigs], object]
+
+
+def local_pipeline(settings: Settings, cfg: StageConfigs) -> LocalPipeline:
+    """The in-process pipeline; its separator falls back to DSP under ``auto``."""
+    separator, notes = build_separator_for(settings)
+    pipeline = LocalPipeline(separator, cfg)
+    pipeline.notes = list(notes)
+    return pipeline
+
+
+def process_file(input_path: Path, output: Path, settings: Settings, *, stems_dir: Path | None = None,
+                 report_path: Path | None = None, plots_dir: Path | None = None,
+                 emit: EventSink | None = None, cancel: threading.Event | None = None) -> Finished:
+    """``resonate process``: restore ``input_path`` into ``output`` in this process."""
+    outputs = OutputSpec(Path(output), stems_dir, report_path, plots_dir)
+    check_outputs(outputs)
+    return run_job(FileSource(Path(input_path)), settings, outputs, emit=emit, cancel=cancel)
+
+
+def check_outputs(outputs: OutputSpec) -> None:
+    """Fail before any work when an output cannot be written."""
+    from engine.io.encode import check_writable
+
+    check_writable(outputs.master)
+    for folder in (outputs.stems_dir, outputs.plots_dir):
+        if folder is not None:
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                from engine.errors import OutputError
+
+                raise OutputError(f"cannot create folder {folder}: {e.strerror}") from None
+            check_writable(Path(folder) / "probe.wav")
+    if outputs.report is not None:
+        check_writable(outputs.report)
+
+
+def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float]) -> StageConfigs:
+    m = settings.master
+    return StageConfigs(enhance=settings.enhance_config(), restore=settings.restore_config(),
+                        mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
+                        lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
+                        band_limits_hz=band_limits_hz)
+
+
+def build_separator_for(settings: Settings):
+    """(separator, notes) from the separation settings (auto falls back to DSP)."""
+    from engine.separation.factory import build_separator
+
+    s = settings.separation
+    return build_separator(s.separator, model=s.model, repo=s.model_repo, device=s.device, quality=s.quality,
+                           segment=s.segment_s, overlap=s.overlap, shifts=s.shifts)
+
+
+def _read_ahead(blocks: Iterator[np.ndarray], seconds: float) -> tuple[list[np.ndarray], Iterator[np.ndarray]]:
+    head, n = [], 0
+    for b in blocks:
+        head.append(b)
+        n += b.shape[1]
+        if n >= seconds * SAMPLE_RATE:
+            break
+    return head, itertools.chain(head, blocks)
+
+
+def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
+    from engine.restore.bandwidth import BandLimitDetector
+
+    det = BandLimitDetector(SAMPLE_RATE)
+    for b in head:
+        det.process(b)
+    return det.result()
+
+
+class _Writers:
+    """The job's files: stored unmastered mix (temp) and optional stems; all atomic."""
+
+    def __init__(self, workdir: Path, outputs: OutputSpec, settings: Settings, source_name: str):
+        from engine.io.encode import AudioWriter
+
+        self.mix_path = workdir / "mix_unmastered.wav"
+        self.mix = AudioWriter(self.mix_path, format="wav", bit_depth=32)
+        self.stems = {}
+        self.stem_paths = {}
+        if outputs.stems_dir is not None:
+            ex = settings.export
+            stem_rate = 44100 if ex.sample_rate == "keep" else int(ex.sample_rate)
+            base = Path(source_name).stem
+            for s in STEM_NAMES:
+                p = Path(outputs.stems_dir) / f"{base}.{s}.{ex.format}"
+                self.stem_paths[s] = p
+                self.stems[s] = AudioWriter(p, format=ex.format, sample_rate=stem_rate, bit_depth=int(ex.bit_depth))
+
+    def write(self, mix: np.ndarray, stems: dict) -> None:
+        if mix.shape[1]:
+            self.mix.write(mix)
+        for k, w in self.stems.items():
+            if k in stems and stems[k].shape[1]:
+                w.write(stems[k])
+
+    def close(self) -> None:
+        self.mix.close()
+        for w in self.stems.values():
+            w.close()
+
+    def abort(self) -> None:
+        for w in [self.mix, *self.stems.values()]:
+            try:
+                w.abort()
+            except Exception:
+                pass
+
+
+def run_job(source: FileSource | BlockSource, settings: Settings, outputs: OutputSpec, *,
+            emit: EventSink | None = None, cancel: threading.Event | None = None,
+            pipeline_factory: PipelineFactory | None = None) -> Finished:
+    """Run one job end to end; return :class:`Finished` (also emitted).
+
+    Raises :class:`ResonateError` subclasses for bad input or settings; on any
+    failure nothing is left at the output paths.
+    """
+    from engine.analysis.metrics import AudioAnalyzer
+
+    emit = emit or (lambda e: None)
+    factory = pipeline_factory or local_pipeline
+    t0 = time.perf_counter()
+    info: SourceInfo = source.info
+    total = info.duration_s
+
+    head, blocks = _read_ahead(iter(source.blocks()), BAND_DETECT_SECONDS)
+    band = detect_band_limits(head)
+    cfg = build_stage_configs(settings, band)
+    pipeline = factory(settings, cfg)
+    notes = list(getattr(pipeline, "notes", []))
+    for note in notes:
+        emit(Info(note, {"kind": "separator"}))
+    description = dict(pipeline.description)
+    emit(Info(f"separator: {description.get('separator')}", description))
+
+    workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
+    writers = _Writers(workdir, outputs, settings, info.name)
+    analyzer_in = AudioAnalyzer(SAMPLE_RATE)
+    seq = 0
+    offset = 0
+    consumed = 0
+    produced = 0
+    first_audio_s = None
+
+    def handle(processed) -> None:
+        nonlocal seq, offset, produced, first_audio_s
+        for pb in processed:
+            writers.write(pb.mix, pb.stems)
+            produced += pb.mix.shape[1]
+            n = pb.preview.shape[1]
+            if n:
+                stems = {k: v for k, v in pb.stems.items()} if outputs.stream_stems and pb.stems else None
+                emit(AudioChunk(seq=seq, offset=offset, sample_rate=SAMPLE_RATE, audio=pb.preview, stems=stems))
+                if first_audio_s is None:
+                    first_audio_s = time.perf_counter() - t0
+                seq += 1
+                offset += n
+
+    try:
+        for block in blocks:
+            if cancel is not None and cancel.is_set():
+                raise JobCancelled("job cancelled")
+            analyzer_in.process(block)
+            consumed += block.shape[1]
+            handle(pipeline.feed(block))
+            emit(Progress("input", consumed / SAMPLE_RATE, total))
+            emit(Progress("restore", produced / SAMPLE_RATE, total))
+        if consumed == 0:
+            from engine.errors import EmptyAudioError
+
+            raise EmptyAudioError(f"{info.name} holds no audio samples")
+        total = consumed / SAMPLE_RATE
+        emit(Progress("input", total, total))
+        handle(pipeline.finish())
+        emit(Progress("restore", produced / SAMPLE_RATE, total))
+        writers.close()
+        if cancel is not None and cancel.is_set():
+            raise JobCancelled("job cancelled")
+        master_report, analyzer_out = _final_master(writers.mix_path, outputs.master, settings, total, emit,
+                                                    source_rate=info.sample_rate)
+        report = _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report,
+                         pipeline, band, total, time.perf_counter() - t0, first_audio_s)
+        done = Finished(report=report, outputs=_outputs(outputs, writers))
+        if outputs.plots_dir is not None:
+            from .plots import write_plots
+
+            done.outputs.update(write_plots(source, outputs.master, Path(outputs.plots_dir)))
+        if outputs.report is not None:
+            _write_json_atomic(outputs.report, report)
+        emit(done)
+        return done
+    except BaseException:
+        writers.abort()
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        close = getattr(pipeline, "close", None)
+        if close:
+            close()
+
+
+def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: float, emit: EventSink,
+                  source_rate: int | None = None):
+    """Exact second pass on the stored mix -> the export file; returns (report, output analyzer)."""
+    from engine.analysis.metrics import AudioAnalyzer
+    from engine.io.decode import open_audio
+    from engine.io.encode import AudioWriter
+    from engine.master.final import FinalMasterConfig, final_master
+
+    ex, m = settings.export, settings.master
+    rate = int(source_rate or SAMPLE_RATE) if ex.sample_rate == "keep" else int(ex.sample_rate)
+    analyzer = AudioAnalyzer(SAMPLE_RATE)
+    writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth))
+    written = 0
+
+    def read_blocks():
+        with open_audio(mix_path, block_seconds=1.0) as dec:
+            yield from dec
+
+    def write_block(block: np.ndarray) -> None:
+        nonlocal written
+        analyzer.process(block)
+        writer.write(block)
+        written += block.shape[1]
+        emit(Progress("master", written / SAMPLE_RATE, total_s))
+
+    try:
+        rep = final_master(read_blocks, write_block, FinalMasterConfig(
+            target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
+            lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    rep["sample_rate"] = rate
+    rep["format"] = ex.format
+    rep["bit_depth"] = int(ex.bit_depth) if ex.format != "mp3" else None
+    return rep, analyzer
+
+
+def _outputs(outputs: OutputSpec, writers: _Writers) -> dict:
+    out = {"master": str(outputs.master)}
+    for k, p in writers.stem_paths.items():
+        out[f"stem_{k}"] = str(p)
+    if outputs.report is not None:
+        out["report"] = str(outputs.report)
+    return out
+
+
+def _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report, pipeline, band,
+            total_s, wall_s, first_audio_s) -> dict:
+    quality = getattr(pipeline, "separation_quality", lambda: None)()
+    return {
+        "input": {"name": info.name, "format": info.format, "sample_rate": info.sample_rate,
+                  "channels": info.channels, "duration_s": total_s},
+        "separation": {**description, "notes": list(notes), "quality": quality},
+        "band_limits_hz": list(band),
+        "metrics_before": analyzer_in.result().to_dict(),
+        "metrics_after": analyzer_out.result().to_dict(),
+        "master": master_report,
+        "mix_gains_db": getattr(pipeline, "stem_gains_db", lambda: None)(),
+        "timing": {"wall_s": wall_s, "realtime_factor": total_s / wall_s if wall_s else None,
+                   "time_to_first_audio_s": first_audio_s},
+        "settings": settings.to_dict(),
+    }
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    import json
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
