@@ -31,10 +31,11 @@ def read_head(path: str | os.PathLike, n: int = _HEAD_BYTES) -> bytes:
 def sniff_container(head: bytes) -> str | None:
     """Name of the audio container announced by the first bytes, or ``None``.
 
-    Returns one of ``wav``, ``flac``, ``ogg``, ``mp3``, ``aac`` (ADTS), ``mp4``
-    (also m4a/mov/3gp), ``aiff``, ``caf``, ``matroska`` (also webm), ``amr``.
-    Used to tell a damaged audio file (truncated) from something that is not
-    audio at all.
+    Returns one of ``wav``, ``flac``, ``ogg``, ``mp3`` (with an ID3 tag),
+    ``mp4`` (also m4a/mov/3gp), ``aiff``, ``caf``, ``matroska`` (also webm),
+    ``amr``.  Used to tell a damaged audio file (truncated) from something
+    that is not audio at all, so only signatures that random bytes almost
+    never match count: a bare MPEG/ADTS frame sync (11-12 set bits) does not.
     """
     if len(head) >= 12 and head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE":
         return "wav"
@@ -43,10 +44,6 @@ def sniff_container(head: bytes) -> str | None:
     if head[:4] == b"OggS":
         return "ogg"
     if head[:3] == b"ID3":
-        return "mp3"
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xF6) == 0xF0:
-        return "aac"
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0:
         return "mp3"
     if len(head) >= 8 and head[4:8] == b"ftyp":
         return "mp4"

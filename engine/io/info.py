@@ -26,3 +26,8 @@ class AudioInfo:
     duration_s: float | None
     backend: str = "soundfile"
     channel_names: tuple[str, ...] | None = None
+
+    @property
+    def format(self) -> str:
+        """Alias of ``container``."""
+        return self.container

@@ -348,6 +348,67 @@ class StreamingLoudnessMeter:
         return pct(95.0) - pct(10.0)
 
 
+class RunningLoudness:
+    """Cheap gated running loudness (LUFS) of a stream, for gain riders.
+
+    Every 100 ms hop (absolute grid) the last 400 ms block's K-weighted mean
+    square updates an estimate when the block passes the -70 LUFS absolute
+    gate and lies within ``relative_gate_lu`` of the current estimate, so
+    pauses and quiet gaps do not drag it down.  The estimate is the plain mean
+    of the accepted blocks until ``time_constant_s`` worth of them have been
+    seen, then an exponential average with that time constant (energy
+    domain), so it follows a long concert from song to song.
+    ``lufs`` is ``-inf`` until a block has been accepted.
+    """
+
+    BLOCK_HOPS = 4
+
+    def __init__(self, sample_rate: int = 44100, channels: int = 2, time_constant_s: float = 10.0,
+                 relative_gate_lu: float = -20.0):
+        self._hops = KWeightedHopEnergy(sample_rate, channels)
+        self.hop = self._hops.hop
+        self.hop_s = self.hop / float(sample_rate)
+        self.time_constant_s = float(time_constant_s)
+        self.relative_gate_lu = float(relative_gate_lu)
+        self._w_tau = 1.0 - math.exp(-self.hop_s / self.time_constant_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self._hops.reset()
+        self._recent = np.zeros(self.BLOCK_HOPS, dtype=np.float64)
+        self._est = 0.0
+        self.accepted = 0
+
+    @property
+    def hops_completed(self) -> int:
+        return self._hops.hops
+
+    def process(self, block: np.ndarray) -> int:
+        """Consume ``(channels, n)``; return the number of hops completed."""
+        energies = self._hops.process(block)
+        first = self._hops.hops - energies.size
+        gate = lufs_to_energy(ABSOLUTE_GATE_LUFS)
+        rel = 10.0 ** (self.relative_gate_lu / 10.0)
+        bl = self.BLOCK_HOPS * self.hop
+        for i, e in enumerate(energies):
+            self._recent[:-1] = self._recent[1:]
+            self._recent[-1] = e
+            if first + i < self.BLOCK_HOPS - 1:
+                continue
+            ms = float(self._recent.sum()) / bl
+            if ms < gate or (self.accepted and ms <= self._est * rel):
+                continue
+            self.accepted += 1
+            w = max(1.0 / self.accepted, self._w_tau)
+            self._est += w * (ms - self._est)
+        return int(energies.size)
+
+    @property
+    def lufs(self) -> float:
+        """Current estimate, LUFS (``-inf`` before any audible block)."""
+        return float(energy_to_lufs(self._est)) if self.accepted and self._est > 0 else SILENCE_LUFS
+
+
 # --------------------------------------------------------------------------
 # True peak
 # --------------------------------------------------------------------------
@@ -462,6 +523,8 @@ class TruePeakMeter:
     def process(self, block: np.ndarray) -> np.ndarray:
         """Consume ``block`` ``(channels, n)``; return per-sample peaks (linear, float64 ``(n,)``)."""
         x = np.ascontiguousarray(block, dtype=np.float32)
+        if x.ndim != 2 or x.shape[0] != self.channels:
+            raise ValueError(f"expected a ({self.channels}, n) block, got shape {x.shape}")
         out = np.empty(x.shape[1], dtype=np.float64)
         if x.shape[1]:
             _tp_push(x, self._taps, self._buf, self._pos, out)
@@ -494,7 +557,7 @@ def integrated_lufs(x: np.ndarray, sample_rate: int = 44100) -> float:
 
 
 __all__: Sequence[str] = (
-    "SILENCE_LUFS", "StreamingLoudnessMeter", "KWeightedHopEnergy", "TruePeakMeter",
+    "SILENCE_LUFS", "StreamingLoudnessMeter", "RunningLoudness", "KWeightedHopEnergy", "TruePeakMeter",
     "true_peak_dbtp", "integrated_lufs", "k_weighting_sos", "energy_to_lufs", "lufs_to_energy",
     "true_peak_filter", "polyphase_taps", "interpolation_delay",
 )

@@ -136,7 +136,8 @@ class StreamingSTFTStage(Stage):
         channel count of the blocks.
 
     Subclasses implement :meth:`process_frames` ``(spec (C, F, T) complex128)
-    -> (C, F, T)`` and :meth:`reset_state` for their own frame state.  With
+    -> (C, F, T)`` and :meth:`reset_state` for their own frame state (call it
+    at the end of their ``__init__``; :meth:`reset` calls it too).  With
     ``add_to_dry = True`` the returned spectrum is a correction added to the
     (delayed, untouched) input.  Latency: ``n_fft - 1`` samples.
     """

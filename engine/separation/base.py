@@ -20,8 +20,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..audio import CHANNELS, STEM_NAMES
+from ..errors import SettingsError
 from .stitcher import OverlapAddStitcher
-from .windows import SeparationWindow, WindowPlanner
+from .windows import SeparationWindow, WindowPlanner, window_stride
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,18 @@ class WindowGeometry:
     context_samples: int
     transition_power: float = 1.0
     channels: int = CHANNELS
+
+    def __post_init__(self):
+        window_stride(self.segment_samples, self.overlap)  # raises SettingsError if degenerate
+        if self.context_samples < 0:
+            raise SettingsError(f"context_samples must be >= 0, got {self.context_samples}")
+        if self.transition_power < 1:
+            raise SettingsError(f"transition_power must be >= 1, got {self.transition_power}")
+
+    @property
+    def stride(self) -> int:
+        """Hop between window starts in samples."""
+        return window_stride(self.segment_samples, self.overlap)
 
     def planner(self) -> WindowPlanner:
         return WindowPlanner(self.segment_samples, self.overlap, self.context_samples,

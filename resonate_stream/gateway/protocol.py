@@ -110,6 +110,7 @@ class ProtocolError(ResonateError):
         super().__init__(message, code=code)
         self.job_id = job_id
         self.ref = ref
+        self.msg_type: str | None = None  # the message's "type" when it was readable
 
 
 @dataclass(frozen=True)
@@ -892,7 +893,6 @@ def unpack_frame(data: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
             strict_map_key=True,
             ext_hook=_refuse_ext,
             use_list=True,
-            max_buffer_size=n,
             max_str_len=n,
             max_bin_len=n,
             max_array_len=n,
@@ -940,7 +940,11 @@ def _decode(data: Any, table: dict[str, type[Message]], limits: Limits, who: str
             job_id=f.job_id,
             ref=f.ref,
         )
-    return cls._from_fields(_Fields(m, t, limits))
+    try:
+        return cls._from_fields(_Fields(m, t, limits))
+    except ProtocolError as exc:
+        exc.msg_type = t
+        raise
 
 
 def decode_client_message(data: Any, limits: Limits = DEFAULT_LIMITS) -> ClientMessage:

@@ -1,0 +1,143 @@
+"""A chunk-size invariant streaming STFT framework (analysis -> spectra -> OLA).
+
+:class:`StreamingSTFTProcessor` is a :class:`~engine.stage.Stage` that cuts
+its input stream into frames of ``frame_length`` samples at a fixed ``hop``
+**on absolute sample positions**: frame ``k`` (k = 1, 2, ...) covers input
+samples ``[k*hop - frame_length, k*hop)``, the samples before the stream start
+being zeros.  Each frame is windowed with a periodic sqrt-Hann window,
+transformed (``numpy.fft.rfft``, float64), handed to :meth:`process_frames`
+(the subclass's spectral processing, in time order, with its own carried
+state), transformed back, windowed again with the COLA-normalised sqrt-Hann
+synthesis window and overlap-added.
+
+Because the frames depend only on absolute positions, the same frames are
+computed - and the same state updates happen in the same order - however the
+input is cut into blocks, so the output is chunk-size invariant.
+
+Latency: an output sample is final once the last frame covering it has been
+computed; the first sample of a hop needs ``frame_length - 1`` more input
+samples, so the stage reports ``latency = frame_length - 1`` samples.  With an
+identity :meth:`process_frames` the stage reconstructs its input delayed by
+exactly that many samples (to float64 round-off, then float32).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio import CHANNELS, SAMPLE_RATE
+from ..stage import Stage
+
+#: frames transformed per batch (bounds the memory of one call on a long block)
+MAX_BATCH_FRAMES = 128
+
+
+def sqrt_hann_pair(frame_length: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis and synthesis windows (float64 ``(frame_length,)``) for ``hop``.
+
+    Analysis: periodic sqrt-Hann.  Synthesis: the same divided by the constant
+    overlap sum of ``analysis * synthesis`` at ``hop`` (COLA normalisation), so
+    unmodified spectra reconstruct the input exactly.  Needs
+    ``frame_length / hop`` to be an integer >= 2.
+    """
+    n, h = int(frame_length), int(hop)
+    if h < 1 or n % h != 0 or n // h < 2:
+        raise ValueError(f"frame_length ({n}) must be a multiple (>= 2x) of hop ({h})")
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    analysis = np.sqrt(hann)
+    overlap_sum = hann.reshape(n // h, h).sum(axis=0)
+    if not np.allclose(overlap_sum, overlap_sum[0], rtol=1e-12, atol=0.0):  # pragma: no cover - maths guard
+        raise ValueError("sqrt-Hann windows are not COLA at this hop")
+    return analysis, analysis / overlap_sum[0]
+
+
+class StreamingSTFTProcessor(Stage):
+    """Base class of spectral streaming stages.
+
+    Parameters: ``frame_length`` and ``hop`` in samples (``frame_length`` a
+    multiple of ``hop``, >= 2 hops), ``channels``, ``sample_rate`` in Hz.
+
+    Subclasses override :meth:`process_frames` (and
+    :meth:`reset_spectral_state` for their own state).  Spectra passed to it
+    are complex128 ``(frames, channels, bins)`` with ``bins = frame_length//2+1``;
+    ``frame_ends`` gives each frame's absolute end position in samples (frames
+    ending at or before ``frame_length`` include the zeros before the stream).
+    """
+
+    name = "stft"
+
+    def __init__(self, frame_length: int = 2048, hop: int = 512, channels: int = CHANNELS,
+                 sample_rate: int = SAMPLE_RATE):
+        self.frame_length = int(frame_length)
+        self.hop = int(hop)
+        self.channels = int(channels)
+        self.sample_rate = int(sample_rate)
+        self.analysis_window, self.synthesis_window = sqrt_hann_pair(self.frame_length, self.hop)
+        self.latency = self.frame_length - 1
+        self.reset()
+
+    # -- geometry -------------------------------------------------------------
+    @property
+    def bins(self) -> int:
+        """Number of rfft bins per frame."""
+        return self.frame_length // 2 + 1
+
+    @property
+    def bin_hz(self) -> float:
+        """Frequency spacing of the bins in Hz."""
+        return self.sample_rate / self.frame_length
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second."""
+        return self.sample_rate / self.hop
+
+    # -- state ------------------------------------------------------------------
+    def reset(self) -> None:
+        c, n = self.channels, self.frame_length
+        self._history = np.zeros((c, n), dtype=np.float64)  # input samples [count - n, count)
+        self._accumulator = np.zeros((c, n), dtype=np.float64)  # OLA sums of the next frame span
+        self._pending = np.zeros((c, self.latency), dtype=np.float64)  # final, not yet returned
+        self._count = 0  # input samples received
+        self.reset_spectral_state()
+
+    def reset_spectral_state(self) -> None:
+        """Subclass hook: forget the spectral processing state."""
+
+    def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
+        """Subclass hook: process ``(frames, channels, bins)`` spectra in time order."""
+        return spectra
+
+    # -- streaming ----------------------------------------------------------------
+    def _process(self, block: np.ndarray) -> np.ndarray:
+        n = block.shape[1]
+        joined = np.concatenate([self._history, block.astype(np.float64)], axis=1)  # [count - N, count + n)
+        first = self._count // self.hop + 1
+        last = (self._count + n) // self.hop
+        finished = [self._pending]
+        for start in range(first, last + 1, MAX_BATCH_FRAMES):
+            ends = np.arange(start, min(start + MAX_BATCH_FRAMES, last + 1), dtype=np.int64) * self.hop
+            finished.extend(self._frames(joined, ends))
+        self._history = joined[:, -self.frame_length:]
+        self._count += n
+        pending = np.concatenate(finished, axis=1) if len(finished) > 1 else self._pending
+        self._pending = pending[:, n:]
+        return pending[:, :n].astype(np.float32)
+
+    def _frames(self, joined: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
+        """Analyse, process and overlap-add the frames ending at ``ends``."""
+        n, h = self.frame_length, self.hop
+        offsets = ends - self._count  # frame i is joined[:, offsets[i]: offsets[i] + n]
+        idx = offsets[:, None] + np.arange(n)[None, :]
+        frames = np.transpose(joined[:, idx], (1, 0, 2)) * self.analysis_window  # (F, C, N)
+        spectra = np.fft.rfft(frames, axis=-1)
+        spectra = self.process_frames(spectra, ends)
+        frames = np.fft.irfft(spectra, n=n, axis=-1) * self.synthesis_window
+        out = []
+        acc = self._accumulator
+        for i in range(frames.shape[0]):
+            acc += frames[i]
+            if ends[i] >= n:  # the oldest hop of this span is final and not before the stream
+                out.append(acc[:, :h].copy())
+            acc = np.concatenate([acc[:, h:], np.zeros((self.channels, h))], axis=1)
+        self._accumulator = acc
+        return out

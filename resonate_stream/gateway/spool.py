@@ -1,0 +1,100 @@
+"""Per-job, append-only disk spool of the encoded ``audio`` frames a job produced.
+
+The gateway never keeps a job's output in memory: each ``audio`` frame is
+appended here (by the job's worker thread) and read back by seq when a
+connection is ready to send it, so a slow or disconnected client costs disk,
+not RAM, and ``resume`` can replay any seq exactly once.
+
+Layout of the spool folder:
+
+* ``audio.bin``: frames one after another, each as ``uint32 LE length`` then
+  the frame bytes (exactly what goes on the wire);
+* ``audio.idx``: one ``uint64 LE`` byte offset into ``audio.bin`` per seq.
+
+One writer thread, any number of readers; a reader may only read seqs below
+the count the writer has published (``append`` returns the new count).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import threading
+from pathlib import Path
+
+from engine.errors import ResonateError
+
+from .protocol import ErrorCode
+
+_LEN = struct.Struct("<I")
+_OFF = struct.Struct("<Q")
+
+
+class AudioSpool:
+    """Append-only store of frames addressed by seq (0, 1, 2, ...)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
+        self._data_fd = os.open(self.directory / "audio.bin", flags, 0o600)
+        self._idx_fd = os.open(self.directory / "audio.idx", flags, 0o600)
+        self._lock = threading.Lock()
+        self._count = 0
+        self._end = 0  # bytes in audio.bin
+        self._closed = False
+
+    @property
+    def count(self) -> int:
+        """Frames written so far."""
+        with self._lock:
+            return self._count
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of ``audio.bin``."""
+        with self._lock:
+            return self._end
+
+    def append(self, frame: bytes) -> int:
+        """Append one frame (writer thread); returns the new count (= its seq + 1)."""
+        with self._lock:
+            if self._closed:
+                raise ResonateError("the job's output spool was closed", code=ErrorCode.CANCELLED)
+            off = self._end
+            _pwrite_all(self._data_fd, _LEN.pack(len(frame)) + frame, off)
+            _pwrite_all(self._idx_fd, _OFF.pack(off), self._count * _OFF.size)
+            self._end = off + _LEN.size + len(frame)
+            self._count += 1
+            return self._count
+
+    def read(self, seq: int) -> bytes:
+        """The frame stored for ``seq`` (any thread; ``seq`` must be below ``count``)."""
+        with self._lock:
+            if not 0 <= seq < self._count:
+                raise IndexError(f"seq {seq} not in spool (0..{self._count - 1})")
+            if self._closed:
+                raise ResonateError("the job's output spool was deleted", code=ErrorCode.UNKNOWN_JOB)
+            (off,) = _OFF.unpack(os.pread(self._idx_fd, _OFF.size, seq * _OFF.size))
+            (n,) = _LEN.unpack(os.pread(self._data_fd, _LEN.size, off))
+            frame = os.pread(self._data_fd, n, off + _LEN.size)
+        if len(frame) != n:  # pragma: no cover - disk trouble
+            raise ResonateError(f"spool frame {seq} is truncated", code=ErrorCode.INTERNAL_ERROR)
+        return frame
+
+    def delete(self) -> None:
+        """Close and remove the spool folder."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._data_fd)
+                os.close(self._idx_fd)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n

@@ -1,0 +1,174 @@
+"""Band-limit detection, high-band extension and sub-bass synthesis."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import SettingsError
+from engine.restore import (BandLimitDetector, HighBandExtender, SubBassSynth, detect_band_limits,
+                            extender_for)
+from engine.stage import LatencyAligned, run_in_blocks
+
+SR = 44100
+
+
+def band_noise(lo: float, hi: float, seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """White noise brick-wall limited to [lo, hi] Hz, peak 0.5, shape (n,) float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / SR)
+    spec[(f < lo) | (f > hi)] = 0.0
+    x = np.fft.irfft(spec, n)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def band_db(x: np.ndarray, lo: float, hi: float) -> float:
+    """Energy (dB, arbitrary reference) of mono ``x`` between lo and hi Hz."""
+    w = np.hanning(len(x))
+    p = np.abs(np.fft.rfft(x * w)) ** 2
+    f = np.fft.rfftfreq(len(x), 1.0 / SR)
+    return float(10 * np.log10(p[(f >= lo) & (f < hi)].sum() + 1e-30))
+
+
+def assert_chunk_invariant(make_stage, x: np.ndarray, seed: int = 0) -> None:
+    """Whole-block vs random (odd, 1-sample included) block sizes: < -90 dBFS apart."""
+    whole = run_in_blocks(make_stage(), x)
+    rng = np.random.default_rng(seed)
+    sizes = [1, 2, 3] + list(rng.integers(1, 5000, size=40)) + [1, 4097, 511]
+    parts = run_in_blocks(make_stage(), x, sizes=sizes)
+    assert whole.shape == parts.shape
+    err = np.max(np.abs(whole.astype(np.float64) - parts))
+    assert err < 10 ** (-90 / 20), err
+
+
+# -- detection ---------------------------------------------------------------
+
+@pytest.mark.parametrize("lo,hi", [(100.0, 8000.0), (300.0, 4000.0), (50.0, 16000.0)])
+def test_band_limits_of_band_limited_noise(lo, hi):
+    x = band_noise(lo, hi)
+    low, high = detect_band_limits(np.stack([x, x]), SR)
+    assert abs(low - lo) < 0.15 * lo + 5.0
+    assert abs(high - hi) < 0.04 * hi
+
+
+def test_full_band_and_silence():
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal(2 * SR)).astype(np.float32)
+    low, high = detect_band_limits(x, SR)
+    assert high > 20000.0 and low < 30.0
+    assert detect_band_limits(np.zeros(SR, np.float32), SR) == (0.0, 0.0)
+
+
+def test_streaming_detector_matches_offline_and_passes_through():
+    x = np.stack([band_noise(150, 6000, 2.0, seed=3)] * 2)
+    det = BandLimitDetector(SR)
+    out = run_in_blocks(det, x, sizes=[1000, 1, 4410, 333])
+    np.testing.assert_array_equal(out, x)  # a pass-through stage
+    assert det.limits() == pytest.approx(detect_band_limits(x, SR), abs=1e-6)
+    det.reset()
+    assert det.limits() == (0.0, 0.0)
+
+
+# -- high-band extension -----------------------------------------------------
+
+def test_extender_amount_zero_is_a_pure_delay():
+    x = np.stack([band_noise(100, 8000, 1.0), band_noise(100, 8000, 1.0, seed=1)])
+    st = HighBandExtender(8000.0, amount=0.0)
+    y = run_in_blocks(st, x)
+    np.testing.assert_array_equal(y[:, st.latency:], x)
+    assert not np.any(y[:, :st.latency])
+
+
+def test_extender_fills_the_missing_band_and_keeps_the_rest():
+    x = band_noise(100, 8000, 3.0)
+    stereo = np.stack([x, 0.7 * x])
+    y = run_in_blocks(LatencyAligned(HighBandExtender(8000.0, amount=1.0)), stereo)
+    assert y.shape == stereo.shape
+    in_band = band_db(x, 4000, 8000) - 10 * np.log10(4000)
+    before = band_db(x, 9000, 12000) - 10 * np.log10(3000)
+    after = band_db(y[0], 9000, 12000) - 10 * np.log10(3000)
+    assert before < in_band - 60.0  # really missing
+    # flat input: the new band continues the envelope (minus the gentle roll-off)
+    assert in_band - 8.0 < after < in_band + 1.0
+    # it rolls off towards 20 kHz
+    assert band_db(y[0], 16000, 20000) < band_db(y[0], 9000, 13000) - 3.0
+    # below the cutoff nothing changes (the generated band is only added above it)
+    d = y[0] - x
+    assert band_db(d, 50, 7500) < band_db(x, 50, 7500) - 60.0
+    # channel balance is kept
+    assert band_db(y[1], 9000, 12000) - 10 * np.log10(3000) == pytest.approx(after + 20 * np.log10(0.7), abs=1.0)
+
+
+def test_extender_on_a_harmonic_tone_adds_falling_partials():
+    t = np.arange(2 * SR) / SR
+    x = sum(np.sin(2 * np.pi * 440 * h * t + h) / h for h in range(1, 18)) * 0.1  # up to 7.5 kHz
+    x = np.stack([x, x]).astype(np.float32)
+    y = run_in_blocks(LatencyAligned(HighBandExtender(7700.0, amount=1.0)), x)[0]
+    e1, e2, e3 = band_db(y, 8000, 11000), band_db(y, 11000, 15000), band_db(y, 15000, 19000)
+    assert band_db(x[0], 8000, 19000) < e1 - 80.0
+    assert e1 > e2 > e3
+    assert e1 > band_db(x[0], 4000, 7700) - 15.0
+
+
+def test_extender_chunk_size_invariance():
+    x = np.stack([band_noise(100, 8000, 1.0, seed=4), band_noise(100, 8000, 1.0, seed=5)])
+    assert_chunk_invariant(lambda: HighBandExtender(8000.0, amount=1.2), x)
+
+
+def test_extender_settings_errors_and_factory():
+    with pytest.raises(SettingsError):
+        HighBandExtender(30000.0)
+    with pytest.raises(SettingsError):
+        HighBandExtender(8000.0, amount=-1.0)
+    full = extender_for(21000.0)
+    assert isinstance(full, HighBandExtender) and full.amount == 0.0
+    assert extender_for(8000.0, 0.8).amount == 0.8
+
+
+# -- sub-bass ----------------------------------------------------------------
+
+def tone(freqs_amps, seconds=2.0):
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(a * np.sin(2 * np.pi * f * t + i) for i, (f, a) in enumerate(freqs_amps))
+    return np.stack([x, x]).astype(np.float32)
+
+
+def amplitude_at(x: np.ndarray, f0: float) -> float:
+    w = np.hanning(len(x))
+    spec = np.abs(np.fft.rfft(x * w)) * 2 / w.sum()
+    f = np.fft.rfftfreq(len(x), 1.0 / SR)
+    k = np.argmin(np.abs(f - f0))
+    return float(spec[k - 2:k + 3].max())
+
+
+@pytest.mark.parametrize("f0", [70.0, 100.0, 140.0])
+def test_sub_bass_adds_the_octave_below(f0):
+    x = tone([(f0, 0.3), (2 * f0, 0.15), (3 * f0, 0.05)])
+    y = run_in_blocks(SubBassSynth(amount=1.0), x)
+    d = (y - x)[0, SR // 2:]
+    sub = amplitude_at(d, f0 / 2)
+    assert 0.1 < sub < 0.6  # about the fundamental's amplitude (0.3)
+    assert amplitude_at(d, f0) < 0.01 * sub  # nothing added at f0 itself
+    np.testing.assert_allclose(y[0], y[1])  # mono sub-bass
+    # amount scales it linearly
+    y_half = run_in_blocks(SubBassSynth(amount=0.5), x)
+    assert amplitude_at((y_half - x)[0, SR // 2:], f0 / 2) == pytest.approx(0.5 * sub, rel=1e-3)
+
+
+def test_sub_bass_is_silent_without_bass_and_transparent_at_zero():
+    x = tone([(1000.0, 0.5)], 1.0)
+    y = run_in_blocks(SubBassSynth(amount=1.0), x)
+    assert np.max(np.abs(y - x)[:, SR // 3:]) < 1e-3  # after the switch-on click has died away
+    z = np.zeros((2, SR), np.float32)
+    assert not np.any(run_in_blocks(SubBassSynth(amount=1.0), z))
+    b = tone([(100.0, 0.3)], 1.0)
+    np.testing.assert_array_equal(run_in_blocks(SubBassSynth(amount=0.0), b), b)
+
+
+def test_sub_bass_chunk_size_invariance():
+    rng = np.random.default_rng(2)
+    x = tone([(82.0, 0.3), (164.0, 0.1)], 1.0) + 0.01 * rng.standard_normal((2, SR)).astype(np.float32)
+    assert_chunk_invariant(lambda: SubBassSynth(amount=1.0), x)
+    with pytest.raises(SettingsError):
+        SubBassSynth(amount=3.0)
