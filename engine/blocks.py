@@ -1,4 +1,4 @@
-"""Re-blocking: cut a stream of variable-size blocks into fixed-size blocks.
+"""Re-blocking of a stems stream into fixed-size blocks.
 
 Stitched separator output arrives in pieces whose size depends on window
 timing.  Both runners (in-process and Ray) re-block it to the same fixed size
@@ -9,44 +9,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from .audio import CHANNELS
+from .io.reblock import FixedBlocker
+
 
 class StemReblocker:
     """Fixed-size re-blocking of a stems stream (``dict`` name -> ``(2, n)``).
 
-    ``push`` returns a list of stem dicts of exactly ``block_size`` samples;
-    ``finish`` returns the remainder (one shorter dict, or nothing).
+    The stems are stacked into one ``(2 * stems, n)`` array and cut with
+    :class:`FixedBlocker`; ``push`` returns stem dicts of exactly
+    ``block_size`` samples, ``finish`` the shorter remainder (or nothing).
     """
 
     def __init__(self, block_size: int):
-        if block_size <= 0:
-            raise ValueError("block_size must be positive")
         self.block_size = int(block_size)
-        self._parts: dict[str, list[np.ndarray]] = {}
-        self._held = 0
+        self._names: tuple[str, ...] | None = None
+        self._blocker: FixedBlocker | None = None
+
+    def _split(self, stacked: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: stacked[i * CHANNELS:(i + 1) * CHANNELS] for i, k in enumerate(self._names)}
 
     def push(self, stems: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarray]]:
-        if not stems:
+        if not stems or next(iter(stems.values())).shape[1] == 0:
             return []
-        n = next(iter(stems.values())).shape[1]
-        if n == 0:
-            return []
-        for k, v in stems.items():
-            self._parts.setdefault(k, []).append(v)
-        self._held += n
-        out = []
-        if self._held >= self.block_size:
-            joined = {k: np.concatenate(v, axis=1) for k, v in self._parts.items()}
-            pos = 0
-            while self._held - pos >= self.block_size:
-                out.append({k: v[:, pos:pos + self.block_size] for k, v in joined.items()})
-                pos += self.block_size
-            self._parts = {k: [v[:, pos:]] for k, v in joined.items()}
-            self._held -= pos
-        return out
+        if self._names is None:
+            self._names = tuple(stems)
+            self._blocker = FixedBlocker(self.block_size, CHANNELS * len(self._names))
+        stacked = np.concatenate([stems[k] for k in self._names], axis=0)
+        return [self._split(b) for b in self._blocker.push(stacked)]
 
     def finish(self) -> list[dict[str, np.ndarray]]:
-        if self._held == 0:
+        if self._blocker is None:
             return []
-        rest = {k: np.concatenate(v, axis=1) for k, v in self._parts.items()}
-        self._parts, self._held = {}, 0
-        return [rest]
+        return [self._split(b) for b in self._blocker.finish()]

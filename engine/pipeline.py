@@ -93,7 +93,8 @@ class MixMaster:
         from .mix import StemMixer
 
         self.mixer = StemMixer(cfg.mix, sample_rate=SAMPLE_RATE)
-        self.preview = LatencyAligned(PreviewMaster(target_lufs=cfg.target_lufs, ceiling_dbtp=cfg.ceiling_dbtp))
+        self.preview = LatencyAligned(PreviewMaster(target_lufs=cfg.target_lufs, ceiling_dbtp=cfg.ceiling_dbtp,
+                                                    lookahead_ms=cfg.lookahead_ms, release_ms=cfg.release_ms))
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mix = self.mixer.process(stems)
