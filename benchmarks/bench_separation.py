@@ -82,6 +82,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads, both paths")
     ap.add_argument("--overlap", type=float, default=0.25)
     ap.add_argument("--block", type=float, default=1.0, help="streaming block size (s)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="timed runs per path (ABBA order), best is reported")
     ap.add_argument("--skip-demucs", action="store_true", help="only time the DSP separator")
     args = ap.parse_args(argv)
 
@@ -101,25 +103,40 @@ def main(argv=None) -> None:
               f"{n_params / 1e6:.1f} M parameters, segment {float(segment):g} s, "
               f"overlap {args.overlap}")
         sep = DemucsSeparator(model, segment=segment, overlap=args.overlap, shifts=0)
-        stream = StreamingSeparation(sep, map_to_stems=False)
-        stems, wall_stream, first_at = run_streaming(stream, mix, block)
-        streamed = np.stack([stems[s] for s in sep.sources])
-
-        t0 = time.perf_counter()
+        # warm-up forward (allocator, one-time init) outside the timings
         with torch.no_grad():
-            whole = apply_model(model, torch.from_numpy(mix)[None], shifts=0, split=True,
-                                overlap=args.overlap, segment=segment)[0].numpy()
-        wall_whole = time.perf_counter() - t0
+            apply_model(model, torch.from_numpy(mix[:, :sep.segment_samples])[None], shifts=0,
+                        split=False, segment=segment)
+        order = ["stream", "whole"]
+        for r in range(1, args.repeats):  # ABBA... so load drift hits both paths alike
+            order += ["whole", "stream"] if r % 2 else ["stream", "whole"]
+        walls = {"stream": [], "whole": []}
+        for kind in order:
+            if kind == "stream":
+                stream = StreamingSeparation(sep, map_to_stems=False)
+                stems, wall, first_at = run_streaming(stream, mix, block)
+                streamed = np.stack([stems[s] for s in sep.sources])
+            else:
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    whole = apply_model(model, torch.from_numpy(mix)[None], shifts=0, split=True,
+                                        overlap=args.overlap, segment=segment)[0].numpy()
+                wall = time.perf_counter() - t0
+            walls[kind].append(wall)
+        wall_stream, wall_whole = min(walls["stream"]), min(walls["whole"])
         diff = float(np.abs(streamed - whole).max())
-        print(f"demucs streamed (1 window at a time, {stream.windows_processed} windows): "
+        print(f"run order: {' '.join(order)} (best of {args.repeats} each)")
+        print(f"demucs streamed ({stream.windows_processed} windows, one at a time): "
               f"{wall_stream:7.2f} s wall  ({args.seconds / wall_stream:.2f}x real time)")
-        print(f"demucs whole-file apply_model(split=True):          "
+        print(f"demucs whole-file apply_model(split=True):        "
               f"{wall_whole:7.2f} s wall  ({args.seconds / wall_whole:.2f}x real time)")
-        print(f"ratio streamed / whole-file: {wall_stream / wall_whole:.3f}")
+        print(f"ratio streamed / whole-file: {wall_stream / wall_whole:.3f}   "
+              f"(all walls: stream {[round(w, 2) for w in walls['stream']]}, "
+              f"whole {[round(w, 2) for w in walls['whole']]})")
         print(f"max |streamed - whole-file|: {diff:.3g} (stem peak {np.abs(whole).max():.3g})")
         if first_at is not None:
             print(f"first streamed samples after {first_at:.2f} s wall "
-                  f"(needs {sep.segment_samples / SR:.2f} s of input)")
+                  f"(the first window needs {sep.segment_samples / SR:.2f} s of input)")
 
     dsp = DspSeparator()
     dsp.separate_array(mix[:, :SR])  # compile the numba kernel outside the timing

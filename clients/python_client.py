@@ -205,7 +205,9 @@ class ResonateClient:
         return self._ws is not None and self._reader is not None and not self._reader.done()
 
     async def connect(self) -> P.Welcome:
-        """Open the websocket, say ``hello`` and wait for ``welcome``."""
+        """Open the websocket, say ``hello`` and wait for ``welcome`` (no-op when connected)."""
+        if self.connected and self._welcome is not None:
+            return self._welcome
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         kwargs: dict[str, Any] = dict(
             additional_headers=headers,
@@ -337,6 +339,9 @@ class ResonateClient:
         elif isinstance(msg, P.Error):
             self._on_error(msg)
             if msg.job_id is not None:
+                upload = self._uploads.get(msg.job_id)
+                if upload is not None and not upload.done():
+                    upload.cancel()  # the job is over: stop sending its input
                 stream = self._stream(msg.job_id)
                 stream.ended = True
                 stream.put_nowait(msg)
@@ -452,7 +457,9 @@ class ResonateClient:
         self._started_at[job_id] = started
         self._stream(job_id)
         if payload is not None:
-            self._uploads[job_id] = asyncio.create_task(self._upload(job_id, payload, chunk_bytes))
+            task = asyncio.create_task(self._upload(job_id, payload, chunk_bytes), name=f"upload-{job_id[:8]}")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
+            self._uploads[job_id] = task
         return job_id
 
     async def _upload(self, job_id: str, payload: Union[bytes, Path], chunk_bytes: int) -> None:
@@ -477,10 +484,15 @@ class ResonateClient:
         await self._send(P.UploadEnd(job_id=job_id, chunks=index, size=size))
 
     async def upload_done(self, job_id: str) -> None:
-        """Wait until the job's upload was fully sent (raises what the upload raised)."""
+        """Wait until the job's upload was fully sent (raises what the upload raised;
+        returns quietly if the upload was stopped because the job ended)."""
         task = self._uploads.get(job_id)
         if task is not None:
-            await task
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    raise
 
     async def cancel(self, job_id: str) -> None:
         """Ask the server to cancel the job; its event stream ends with ``error`` code ``cancelled``."""
@@ -545,6 +557,8 @@ class ResonateClient:
         """
         stream = self._stream(job_id)
         while True:
+            if stream.ended and not stream.items:
+                return  # the job's last event was already consumed
             if timeout is None:
                 item = await stream.get()
             else:
@@ -607,7 +621,7 @@ async def stream_to_file(
     subtype: Optional[str] = None,
     reconnect: bool = True,
     max_reconnects: int = 5,
-    event_timeout: Optional[float] = 120.0,
+    event_timeout: Optional[float] = None,
     on_event: Optional[Any] = None,
 ) -> StreamResult:
     """Write the job's audio to ``path`` as it arrives; return when the job is done.
@@ -619,6 +633,8 @@ async def stream_to_file(
     ``max_reconnects`` times) and resumes from the next block it has not
     received, so every block is written exactly once; offsets are checked
     to be contiguous.  ``on_event(ev)`` (optional) sees every event.
+    ``event_timeout``: seconds to wait for any one event (None: rely on the
+    websocket keepalive to notice a dead connection).
     Raises ``ProtocolError`` with the server's code if the job fails.
     """
     import soundfile as sf

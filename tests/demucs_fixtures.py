@@ -8,7 +8,6 @@ optional ``<name>.yaml`` bag files.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,14 @@ def tiny_hdemucs(seed: int = 0, segment=1):
 
     torch.manual_seed(seed)
     return HDemucs(list(SOURCES), channels=4, segment=segment).eval()
+
+
+def tiny_demucs_v2(seed: int = 0, segment=1):
+    """A small waveform ``demucs.demucs.Demucs`` (v2/v3 time-domain model), eval mode."""
+    from demucs.demucs import Demucs
+
+    torch.manual_seed(seed)
+    return Demucs(list(SOURCES), channels=4, depth=3, segment=segment).eval()
 
 
 def model_package(model) -> dict:
@@ -85,5 +92,5 @@ def music_mix(seconds: float, seed: int = 0, samplerate: int = 44100) -> np.ndar
 
 
 
-__all__ = ["SOURCES", "Fraction", "tiny_htdemucs", "tiny_hdemucs", "model_package", "save_model",
+__all__ = ["SOURCES", "tiny_demucs_v2", "tiny_htdemucs", "tiny_hdemucs", "model_package", "save_model",
            "save_bag", "music_mix"]

@@ -248,6 +248,49 @@ async def test_oversize_uploads(server):
         await c.close()
 
 
+async def test_oversized_chunk_frame_ends_its_job_at_once(server):
+    c = await RawClient.connect(server.url)
+    try:
+        await c.send(P.StartJob(input=P.UploadInput(format="encoded"), ref="c"))
+        acc = await c.recv_until(lambda m: isinstance(m, P.JobAccepted))
+        big = msgpack.packb({"type": "upload_chunk", "v": 1, "job_id": acc.job_id, "index": 0,
+                             "data": b"\x00" * (LIMITS.max_frame_bytes + 1)}, use_bin_type=True)
+        await c.send_raw(big)
+        _, term = await c.collect(acc.job_id, timeout=5)  # not after the 60 s upload idle timeout
+        _expect_error(term, E.FRAME_TOO_LARGE)
+    finally:
+        await c.close()
+
+
+async def test_long_blocks_are_split_below_the_frame_limit(server):
+    x = make_signal(3.0, SR, seed=9)  # one 3 s block = 1 058 400 bytes of samples, above 1 MiB
+    c = await RawClient.connect(server.url)
+    try:
+        for stems in (False, True):
+            job = await c.start_upload_job(x, SR, overrides={"block_frames": 10 * SR}, send_stems=stems)
+            await c.upload(job, P.audio_to_bytes(x), [])
+            frames = []
+            async with asyncio.timeout(15):
+                while True:
+                    raw = await asyncio.wait_for(c.ws.recv(), 5)
+                    m = P.decode_server_message(raw, c.limits)
+                    if isinstance(m, P.Audio):
+                        assert len(raw) <= LIMITS.max_frame_bytes
+                        frames.append(m)
+                    elif isinstance(m, (P.JobDone, P.Error)):
+                        assert isinstance(m, P.JobDone), m
+                        break
+            assert len(frames) >= (4 if stems else 2)
+            assert [m.seq for m in frames] == list(range(len(frames)))
+            assert [m.offset for m in frames] == np.cumsum([0] + [m.frames for m in frames])[:-1].tolist()
+            np.testing.assert_array_equal(join_audio(frames), x * gain_of(-6.0))
+            if stems:
+                dry = np.concatenate([P.decode_stems(m)["dry"] for m in frames], axis=1)
+                np.testing.assert_array_equal(dry, x)
+    finally:
+        await c.close()
+
+
 async def test_bad_upload_index_fails_only_that_job(server):
     x = make_signal(1.0, SR)
     data = P.audio_to_bytes(x)
@@ -427,6 +470,52 @@ async def test_ack_window_limits_blocks_in_flight(server):
         assert [m.seq for m in audio] == list(range(10))
     finally:
         await c.close()
+
+
+async def test_runner_backend_adapter_feeds_run_job(tmp_path, media):
+    """RunnerBackend (the integration point of resonate_stream.runner.run_job) hands a Path for
+    path inputs and encoded uploads, the UploadSource for PCM, and the settings as a plain map."""
+    seen = []
+    gain = GainBackend()
+
+    def run_job(source, settings, out_dir, emit, cancel):
+        from resonate_stream.gateway.jobs import JobSpec, PathSource, UploadSource
+
+        seen.append((type(source).__name__, settings))
+        src = source if isinstance(source, UploadSource) else PathSource(Path(source))
+        spec = JobSpec(job_id="x", settings=settings, out_dir=Path(out_dir))
+        gain.start("x", spec, src, emit, cancel)
+
+    from resonate_stream.gateway.jobs import RunnerBackend
+
+    srv = GatewayServer("127.0.0.1", 0, backend=RunnerBackend(run_job=run_job), allowed_roots=[media],
+                        limits=LIMITS, ping_interval_s=None)
+    await srv.start()
+    x = make_signal(0.5, SR)
+    sf.write(media / "in.wav", x.T, SR, subtype="FLOAT")
+    c = await RawClient.connect(srv.url)
+    try:
+        job = await c.start_upload_job(x, SR, overrides={"gain_db": 0.0})
+        await c.upload(job, P.audio_to_bytes(x), [])
+        audio, term = await c.collect(job)
+        assert isinstance(term, P.JobDone)
+        np.testing.assert_array_equal(join_audio(audio), x)
+        wav = (media / "in.wav").read_bytes()
+        await c.send(P.StartJob(input=P.UploadInput(format="encoded", filename="in.wav", size=len(wav)), ref="e"))
+        acc = await c.recv_until(lambda m: isinstance(m, P.JobAccepted))
+        await c.upload(acc.job_id, wav, [1000])
+        audio, term = await c.collect(acc.job_id)
+        np.testing.assert_array_equal(join_audio(audio), x * gain_of(-6.0))
+        await c.send(P.StartJob(input=P.PathInput(path="in.wav"), settings={"preset": "live"}, ref="p"))
+        acc = await c.recv_until(lambda m: isinstance(m, P.JobAccepted))
+        _, term = await c.collect(acc.job_id)
+        assert isinstance(term, P.JobDone)
+    finally:
+        await c.close()
+        await asyncio.wait_for(srv.close(), 15)
+    assert [k for k, _ in seen] == ["UploadSource", "PosixPath", "PosixPath"]
+    assert seen[2][1] == {"preset": "live", "overrides": {},
+                          "output": {"format": "wav", "bit_depth": 24, "sample_rate": None}, "send_stems": False}
 
 
 # --------------------------------------------------------------------------- #

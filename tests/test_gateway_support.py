@@ -45,6 +45,13 @@ def pcm_blocks(source: UploadSource) -> Iterator[np.ndarray]:
         raise TruncatedAudioError(f"upload ends with {len(carry)} bytes, less than one {ch}-channel frame")
 
 
+def audio_info(path: Path):
+    try:
+        return sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError
+        raise NotAudioError(f"{path.name} is not an audio file soundfile can read ({exc})") from None
+
+
 def file_blocks(path: Path, frames: int = 65536) -> Iterator[np.ndarray]:
     try:
         f = sf.SoundFile(str(path))
@@ -99,9 +106,8 @@ class GainBackend:
         delay = float(ov.get("block_delay_s", self.block_delay_s))
         total: Optional[float] = None
         if isinstance(source, PathSource):
-            info = sf.info(str(source.path)) if source.path.suffix.lower() in (".wav", ".flac") else None
-            sr = info.samplerate if info else 44100
-            total = info.frames / sr if info else None
+            info = audio_info(source.path)
+            sr, total = info.samplerate, info.frames / info.samplerate
             blocks = file_blocks(source.path)
         elif source.is_pcm:
             sr = int(source.sample_rate)
@@ -110,7 +116,7 @@ class GainBackend:
                 total = source.size / (source.channels * (4 if source.pcm_format == "f32le" else 2)) / sr
         else:
             path = source.wait_file()
-            info = sf.info(str(path))
+            info = audio_info(path)
             sr, total = info.samplerate, info.frames / info.samplerate
             blocks = file_blocks(path)
         emit(Info("gain backend", {"gain_db": gain_db, "block_frames": block}))
@@ -243,9 +249,10 @@ class RawClient:
         assert isinstance(acc, P.JobAccepted), acc
         return acc.job_id
 
-    async def upload(self, job_id: str, data: bytes, cuts: list[int]) -> None:
-        """Send ``data`` cut at the byte positions ``cuts`` (any positions, mid-sample too)."""
-        edges = [0, *sorted(cuts), len(data)]
+    async def upload(self, job_id: str, data: bytes, cuts: list[int], max_piece: int = 256 * 1024) -> None:
+        """Send ``data`` cut at the byte positions ``cuts`` (any positions, mid-sample too)
+        and every ``max_piece`` bytes."""
+        edges = sorted({0, *cuts, *range(0, len(data), max_piece), len(data)})
         i = 0
         for a, b in zip(edges[:-1], edges[1:]):
             if b > a:

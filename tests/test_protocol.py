@@ -194,6 +194,8 @@ def test_frame_too_large_is_refused_before_unpacking():
     with pytest.raises(P.ProtocolError) as info:
         P.decode_client_message(frame, limits)
     assert info.value.code == E.FRAME_TOO_LARGE
+    # the frame is refused unread, but its job is still named so the server can end that job
+    assert info.value.job_id == JOB and info.value.msg_type == "upload_chunk"
 
 
 def test_errors_name_the_job_when_readable():

@@ -120,3 +120,13 @@ def test_fast_median_equals_scipy():
         x[:, ::7] = x[:, 0:1]  # ties
         np.testing.assert_array_equal(median_filter_rows(x, k),
                                       ndi.median_filter(x, size=(1, k), mode="reflect"))
+
+
+def test_dsp_separator_pickles(sep):
+    import pickle
+
+    x = music_mix(2.5, seed=4)
+    (w,) = WindowPlanner(sep.segment_samples, sep.overlap, sep.context_samples).push(x)
+    sep.separate(w)
+    clone = pickle.loads(pickle.dumps(sep))
+    np.testing.assert_array_equal(clone.separate(w), sep.separate(w))

@@ -8,6 +8,8 @@ so a streaming caller gets the same result however its frames were batched.
 * :func:`track_minimum` - continuous minimum tracker: follows the smoothed
   power down instantly and rises at most by a fixed factor per frame (a
   "fast-falling, slow-rising" floor, cf. Doblinger 1995 / minimum statistics).
+* :func:`running_median` - median across neighbouring bins (an across-frequency
+  noise floor that tonal peaks do not raise).
 * :func:`spectral_gate_gains` - soft gate: gain in dB from the frame's SNR
   (power averaged across neighbouring bins) over the noise estimate, limited
   to ``reduction_db`` and smoothed over time (instant rise, slow release),
@@ -71,6 +73,45 @@ def track_minimum(smoothed, rise, update, state):
                 state[k] = t
         for k in range(k_count):
             out[f, k] = state[k]
+    return out
+
+
+@njit(cache=True)
+def running_median(values, width):
+    """Median over ``width`` (odd) neighbouring bins of every row of ``(frames, bins)``.
+
+    Edges repeat the first/last bin (like ``scipy.ndimage.median_filter`` with
+    ``mode="nearest"``).  A sorted window is updated by one removal and one
+    insertion per bin: O(bins * width) per frame.
+    """
+    f_count, k_count = values.shape
+    half = width // 2
+    out = np.empty((f_count, k_count), dtype=np.float64)
+    window = np.empty(width, dtype=np.float64)
+    for f in range(f_count):
+        row = values[f]
+        for j in range(width):
+            window[j] = row[min(max(j - half, 0), k_count - 1)]
+        window.sort()
+        for k in range(k_count):
+            out[f, k] = window[half]
+            if k + 1 == k_count:
+                break
+            old = row[max(k - half, 0)]
+            new = row[min(k + half + 1, k_count - 1)]
+            # remove ``old``: find it, then shift the tail left
+            i = 0
+            while window[i] != old:
+                i += 1
+            while i + 1 < width:
+                window[i] = window[i + 1]
+                i += 1
+            # insert ``new`` into the first width-1 sorted slots
+            i = width - 1
+            while i > 0 and window[i - 1] > new:
+                window[i] = window[i - 1]
+                i -= 1
+            window[i] = new
     return out
 
 

@@ -34,11 +34,9 @@ is exactly 1 and the stage only delays the signal (reconstruction error below
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
-
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..dsp.envelope import time_constant_coeff
-from ..dsp.noise_floor import recursive_smooth, spectral_gate_gains, track_minimum
+from ..dsp.noise_floor import recursive_smooth, running_median, spectral_gate_gains, track_minimum
 from ..dsp.stft import StreamingSTFTProcessor
 from ..errors import SettingsError
 
@@ -115,7 +113,7 @@ class SpectralNoiseReducer(StreamingSTFTProcessor):
 
     def noise_estimate(self, smoothed: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Noise power per bin ``(frames, bins)`` from the trackers (see module doc)."""
-        median = ndimage.median_filter(smoothed, size=(1, self._median_bins), mode="nearest")
+        median = running_median(smoothed, self._median_bins)
         return np.minimum(floor * self._tracker_bias, median * self._median_bias)
 
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:

@@ -19,7 +19,9 @@ class TransientShaper(Stage):
     ``release_ms``) whose dB difference marks onsets, and a fast- and a
     slow-release one (``fast_release_ms`` / ``slow_release_ms``, both with an
     instant attack so they agree at every onset) whose difference marks
-    decaying tails; for a steady signal both differences vanish.  Each
+    decaying tails; for a steady signal both differences vanish.  The common
+    release should stay short (default: the detector's 20 ms) so the two
+    attack envelopes meet again soon after an onset, even on slow decays.  Each
     difference, divided by ``reference_db`` and clipped to 0..1, scales
     ``attack_db`` / ``sustain_db`` (dB; positive boosts, negative softens).
     Times in ms.  As it only compares envelopes it

@@ -25,7 +25,6 @@ result is not comparable sample-for-sample with demucs (which is random).
 """
 from __future__ import annotations
 
-import logging
 import os
 import random
 import socket
@@ -40,7 +39,6 @@ from ..errors import DeviceUnavailableError, ModelUnavailableError, SettingsErro
 from .base import Separator
 from .windows import SeparationWindow
 
-log = logging.getLogger(__name__)
 
 #: environment variable naming a local demucs model folder (default ``--model-repo``)
 MODEL_REPO_ENV = "RESONATE_MODEL_REPO"
@@ -127,14 +125,23 @@ def demucs_quality_params(quality: str = "preview") -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- loading
+def _unavailable(name: str, repo: Path | None, reason: str) -> ModelUnavailableError:
+    """A :class:`ModelUnavailableError` with the full help text; ``.reason`` keeps the cause."""
+    reason = reason.strip().rstrip(".")
+    err = ModelUnavailableError(_unavailable_message(name, repo, reason))
+    err.reason = reason
+    return err
+
+
 def _unavailable_message(name: str, repo: Path | None, reason: str) -> str:
-    where = f"in the model folder {repo}" if repo is not None else "in the local download caches"
+    where = f"in the model folder {repo}" if repo is not None else "from the download caches or servers"
     return (
         f"Demucs model {name!r} could not be loaded {where}: {reason}. "
         "To get the weights, either run Resonate once on a machine with internet access "
         "(demucs downloads them into the Hugging Face / torch hub cache, e.g. "
-        "~/.cache/torch/hub/checkpoints), or download the model's .th files and its "
-        f"{name}.yaml (https://dl.fbaipublicfiles.com/demucs/) into a folder and pass "
+        "~/.cache/torch/hub/checkpoints), or put the model's .th files (listed in demucs' "
+        "remote/files.txt, under https://dl.fbaipublicfiles.com/demucs/) and its "
+        f"{name}.yaml (shipped in demucs' remote/ folder) into one folder and pass "
         f"--model-repo FOLDER (or set {MODEL_REPO_ENV}). "
         "The weight-free separator (--separator dsp) works without any weights.")
 
@@ -244,9 +251,9 @@ def _load_from_caches(name: str):
         # torch.hub finds every file in its cache, so nothing is downloaded.
         model_repo = RemoteRepo(_parse_remote_files(REMOTE_ROOT / "files.txt"))
         return AnyModelRepo(model_repo, BagOnlyRepo(REMOTE_ROOT, model_repo)).get_model(name)
-    raise ModelUnavailableError(_unavailable_message(
+    raise _unavailable(
         name, None, "the weights are not in the local cache and no download server can be reached "
-                    "(no internet access)"))
+                    "(no internet access)")
 
 
 def _default_repo(repo: Path | str | None) -> Path | None:
@@ -283,8 +290,8 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: Path | str | None = None,
 
         if repo is not None:
             if not repo.is_dir():
-                raise ModelUnavailableError(_unavailable_message(
-                    name, repo, "the folder does not exist or is not a directory"))
+                raise _unavailable(
+                    name, repo, "the folder does not exist or is not a directory")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = get_model(name, repo)
@@ -298,7 +305,7 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: Path | str | None = None,
         raise
     except (Exception, SystemExit) as exc:  # demucs calls sys.exit() on some bad folders
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise ModelUnavailableError(_unavailable_message(name, repo, reason)) from exc
+        raise _unavailable(name, repo, reason) from exc
     model.eval()
     return model
 

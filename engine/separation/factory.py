@@ -54,7 +54,7 @@ def build_separator(kind: str = "auto", model: str = DEFAULT_MODEL, repo: Path |
         except ModelUnavailableError as exc:
             if kind == "demucs":
                 raise
-            reason = exc.message.split(". To get the weights", 1)[0]
+            reason = getattr(exc, "reason", None) or exc.message
             notes.append(
                 f"Demucs weights for {model!r} not found ({reason}): using the weight-free DSP "
                 "separator; results are rougher. See README 'Model weights'.")

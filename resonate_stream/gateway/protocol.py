@@ -881,10 +881,15 @@ def unpack_frame(data: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError("a frame must be bytes", code=ErrorCode.MALFORMED_FRAME)
     if len(data) > limits.max_frame_bytes:
-        raise ProtocolError(
+        t, jid, ref = _peek_ids(data)
+        exc = ProtocolError(
             f"frame of {len(data)} bytes is larger than the limit of {limits.max_frame_bytes} bytes",
             code=ErrorCode.FRAME_TOO_LARGE,
+            job_id=jid,
+            ref=ref,
         )
+        exc.msg_type = t
+        raise exc
     n = limits.max_frame_bytes
     try:
         m = msgpack.unpackb(
@@ -926,6 +931,30 @@ def unpack_frame(data: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
             "every message needs a string field 'type'", code=ErrorCode.MALFORMED_FRAME, job_id=jid, ref=ref
         )
     return m
+
+
+def _peek_ids(data: Any) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """Best effort: ``type``, ``job_id`` and ``ref`` of an oversized frame, reading only
+    its top-level keys and short string values (big values are skipped, not decoded)."""
+    found: dict = {}
+    try:
+        u = msgpack.Unpacker(raw=False, strict_map_key=True, ext_hook=_refuse_ext, max_buffer_size=len(data) + 1)
+        u.feed(data)
+        for _ in range(min(u.read_map_header(), 64)):
+            key = u.unpack()
+            if key in ("type", "job_id", "ref") and key not in found:
+                found[key] = u.unpack()
+            else:
+                u.skip()
+            if len(found) == 3:
+                break
+    except Exception:
+        pass
+    t = found.get("type") if isinstance(found.get("type"), str) else None
+    jid = found.get("job_id")
+    jid = jid if isinstance(jid, str) and _JOB_ID_RE.match(jid) else None
+    ref = found.get("ref") if isinstance(found.get("ref"), str) else None
+    return t, jid, ref
 
 
 def _decode(data: Any, table: dict[str, type[Message]], limits: Limits, who: str) -> Message:

@@ -452,7 +452,8 @@ class _Connection:
         try:
             await self._dispatch(msg)
         except P.ProtocolError as exc:
-            self.errors += 1
+            if exc.code == P.ErrorCode.UNEXPECTED_MESSAGE:
+                self.errors += 1
             self.send_error(exc, job_id=exc.job_id, ref=exc.ref)
         except ResonateError as exc:
             self.send_error(exc, ref=getattr(msg, "ref", None))
