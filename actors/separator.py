@@ -20,14 +20,13 @@ class SeparatorActor:
         s = dict(separation)
         self.separator, self.notes = build_separator(
             s["separator"], model=s["model"], repo=s.get("model_repo"), device=s["device"],
-            quality=s["quality"], segment=s.get("segment_s"), overlap=s.get("overlap"), shifts=s.get("shifts"))
+            quality=s["quality"], segment=s.get("segment_s"), overlap=s.get("overlap"), shifts=s.get("shifts"),
+            threads=threads)
 
     def geometry(self) -> dict:
-        """Window geometry and identity of the separator this actor runs."""
-        sep = self.separator
-        return {"segment_samples": sep.segment_samples, "overlap": sep.overlap,
-                "context_samples": sep.context_samples, "transition_power": sep.transition_power,
-                "sources": tuple(sep.sources), "description": dict(sep.description), "notes": list(self.notes)}
+        """Window geometry (``WindowGeometry``) and identity of this actor's separator."""
+        return {"geometry": self.separator.geometry, "description": dict(self.separator.description),
+                "notes": list(self.notes)}
 
     def separate(self, window):
         """One window -> ``(sources, 2, window.length)`` float32."""

@@ -33,8 +33,6 @@ from engine.blocks import StemReblocker
 from engine.pipeline import PIPELINE_BLOCK, MixFifo, ProcessedBlock, StageConfigs, common_stem_latency
 from engine.separation.base import to_stem_dict
 from engine.separation.quality import SeparationQualityMeter
-from engine.separation.stitcher import OverlapAddStitcher
-from engine.separation.windows import WindowPlanner
 
 from .settings import SeparationSettings
 
@@ -167,10 +165,10 @@ class RayPipeline:
         self.pool = pool
         self.description = {**g["description"], "actors": len(pool.actors), "runner": "ray"}
         self.notes = list(g["notes"])
-        self.sources = g["sources"]
-        self.planner = WindowPlanner(g["segment_samples"], g["overlap"], g["context_samples"])
-        self.stitcher = OverlapAddStitcher(g["segment_samples"], g["overlap"], len(self.sources),
-                                           transition_power=g["transition_power"])
+        geometry = g["geometry"]
+        self.sources = geometry.sources
+        self.planner = geometry.planner()
+        self.stitcher = geometry.stitcher()
         self.max_inflight = inflight_per_actor * len(pool.actors)
         self.windows: dict = {}  # ref -> (window, actor index)
         self.reblocker = StemReblocker(PIPELINE_BLOCK)

@@ -80,13 +80,16 @@ def test_gate_silences_noise_between_hits_and_keeps_the_hits():
 
 
 def test_expander_follows_its_ratio_below_threshold():
-    """Downward expander 2:1: a steady tone 10 dB under the close threshold drops by 10 dB."""
-    x = sine(1000.0, 1.0, amplitude=10 ** (-50 / 20))
+    """Downward expander 2:1: a steady tone 13 dB (RMS) under the close threshold drops by 13 dB."""
+    x = sine(1000.0, 1.0, amplitude=10 ** (-50 / 20))  # RMS -53.0 dBFS
     gate = NoiseGate(threshold_db=-34.0, hysteresis_db=6.0, ratio=2.0, range_db=60.0, lookahead_ms=0.0,
-                     detector_release_ms=50.0)
+                     detector_ms=50.0)
     y = run_in_blocks(gate, x, None)
-    # detector level: the peak envelope (~ -50 dBFS); close threshold -40 -> target -10 dB
-    assert rms_db(y[:, -SR // 4:]) - rms_db(x[:, -SR // 4:]) == pytest.approx(-10.0, abs=0.5)
+    expected = (2.0 - 1.0) * (rms_db(x) - (-34.0 - 6.0))
+    assert rms_db(y[:, -SR // 4:]) - rms_db(x[:, -SR // 4:]) == pytest.approx(expected, abs=0.3)
+    # and a range limit caps the reduction
+    capped = run_in_blocks(NoiseGate(threshold_db=-34.0, ratio=2.0, range_db=6.0, lookahead_ms=0.0), x, None)
+    assert rms_db(capped[:, -SR // 4:]) - rms_db(x[:, -SR // 4:]) == pytest.approx(-6.0, abs=0.1)
 
 
 def test_transient_shaper_boosts_attacks_and_cuts_sustain():

@@ -8,14 +8,17 @@ concert included).  :meth:`AudioAnalyzer.result` returns :class:`AudioMetrics`.
 What is measured (the channel mean is used for the spectral measures):
 
 * ``duration_s``: samples / sample rate.
-* ``snr_db``: estimated signal-to-noise ratio.  1024-sample Hann frames (hop
-  512) are averaged in groups of 8 (93 ms); per frequency bin the 10th
+* ``snr_db``: estimated signal-to-noise ratio.  1024-sample Blackman-Harris
+  frames (hop 512) are averaged in groups of 8 (93 ms); per frequency bin the 10th
   percentile of those powers over the whole recording (a 1 dB histogram per
   bin) estimates the stationary noise floor (bias-corrected for the spread of
   an 8-frame average of noise).  Narrow stationary tones are removed from the
   floor by taking the minimum with a 15-bin (650 Hz) median across frequency.
   ``snr = 10 log10((total - noise) / noise)`` over 50 Hz - 20 kHz, clamped to
   [-20, 80] dB.  A recording with digital silence between notes reads 80.
+  Limits: a dense *stationary* harmonic drone (low fundamental, never
+  changing) is indistinguishable from a noise floor and reads low; music
+  with no quiet moments at all reads its own quietest level as the floor.
 * ``integrated_lufs`` / ``loudness_range_lu``: ITU-R BS.1770-4 / EBU R128 via
   :class:`engine.master.loudness.StreamingLoudnessMeter`.
 * ``dynamic_range_db``: 95th minus 10th percentile of the unweighted RMS level
@@ -39,15 +42,19 @@ What is measured (the channel mean is used for the spectral measures):
   the mean over non-silent frames of the share of the frame's power held by
   short-lived peaks, scaled so that 0.25 of the power reads 1.0.  White or
   pink noise and tonal music read < 0.1.
-* ``robotic`` (0..1): *stationary buzz in the modulation spectrum*.  The
-  envelopes of four bands (125-500, 500-2000, 2000-8000, 8000-16000 Hz) are
-  sampled every 128 samples; per 1.5 s segment their log-envelope modulation
-  spectra are averaged across bands (in dB, so a line must appear in all of
-  them) and the height of the strongest line between 20 and 160 Hz above
-  the local (+/-15 Hz) median is taken; ``robotic`` is the mean over
-  non-silent segments of ``clip((line_db - 8) / 12, 0, 1)``.  Frame-rate
-  buzz (vocoders, broken overlap-add, gating at a fixed rate) and monotone
-  voiced sounds read high; music with moving pitch reads low.
+* ``robotic`` (0..1): *a fixed-rate buzz in the modulation spectrum*.  The
+  envelopes of four bands (125-500, 500-2000, 2000-8000, 8000-16000 Hz;
+  squared, low-passed at 120 Hz, sampled every 128 samples) are cut into
+  ~1.5 s segments; in each, the bands that carry signal and are modulated
+  at all give log-envelope modulation spectra, and a *line* is a modulation
+  frequency between 20 and 110 Hz standing 8 dB above its +/-15 Hz median in
+  most of those bands.  ``robotic`` is ``clip((share - 0.3) / 0.5, 0, 1)``
+  where ``share`` is the largest fraction of non-silent segments showing a
+  line at the same modulation frequency (+/- 1 bin).  A frame clock
+  (vocoders, codec frames, broken overlap-add, gating at a fixed rate) keeps
+  its line in every segment and reads 1; music whose pitch moves reads near
+  0; a steady tone is not modulated and reads 0.  A monotone drone with a
+  fundamental in 20-110 Hz also reads high (it *is* a steady buzz).
 * ``quality_score`` (0..100) = 30 x SNR term (``(snr - 5) / 35``)
   + 15 x high band (``log2(high / 3000) / log2(16000 / 3000)``)
   + 5 x low band (``log2(400 / low) / log2(400 / 40)``)

@@ -12,6 +12,7 @@ invariant by carrying them from one block to the next.
 * :mod:`engine.dsp.harmonics` - envelope-normalised Chebyshev harmonic generator.
 * :mod:`engine.dsp.stft` - :class:`StreamingSTFTProcessor`, a chunk-size
   invariant STFT -> spectral processing -> overlap-add framework.
-* :mod:`engine.dsp.noise_floor` - per-bin noise-floor tracking kernels.
+* :mod:`engine.dsp.noise_floor` - per-bin noise-floor tracking, running median
+  across bins and spectral-gate kernels.
 * :mod:`engine.dsp.signals` - deterministic test / benchmark signals.
 """

@@ -13,6 +13,8 @@ bit-exact pass-through.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -58,7 +60,7 @@ def compressor_gain(level, threshold_db, ratio, knee_db, attack, release, makeup
 
 
 #: layout of the gate's state array
-GATE_STATE_SIZE = 5  # [gain_db, open(0/1), hold_left, running_peak_db, detector_env]
+GATE_STATE_SIZE = 5  # [gain_db, open(0/1), hold_left, running_peak_db, detector mean square]
 
 
 def gate_initial_state() -> np.ndarray:
@@ -68,18 +70,19 @@ def gate_initial_state() -> np.ndarray:
 
 @njit(cache=True)
 def gate_gain(level, threshold_db, relative_db, use_relative, peak_decay_db, hysteresis_db, hold_samples,
-              range_db, ratio, env_release, attack, release, state):
+              range_db, ratio, detector, attack, release, state):
     """Noise gate / downward expander gain (linear) per sample.
 
-    Detector: ``level`` through an instant-attack envelope (release coefficient
-    ``env_release``), in dB.  The gate opens when the detector reaches the open
-    threshold ``max(threshold_db, running_peak_db + relative_db)`` (the relative
-    part only when ``use_relative``; the running peak decays by
-    ``peak_decay_db`` per sample) and closes once it has stayed below
-    ``open - hysteresis_db`` for ``hold_samples`` samples.  Closed, the target
-    gain is ``-range_db`` (``ratio`` <= 0: hard gate) or the downward-expander
-    curve ``max(-range_db, (ratio - 1) * (level_db - close_threshold))``.  The
-    gain moves towards its target with ``attack`` (opening) / ``release``
+    Detector: the RMS of ``level`` (one-pole mean square, coefficient
+    ``detector``), in dB, so noise reads at its RMS rather than at its peaks.
+    The gate opens when the detector reaches the open threshold
+    ``max(threshold_db, running_peak_db + relative_db)`` (the relative part
+    only when ``use_relative``; the running peak decays by ``peak_decay_db``
+    per sample) and closes once it has stayed below ``open - hysteresis_db``
+    for ``hold_samples`` samples.  Closed, the target gain is ``-range_db``
+    (``ratio`` <= 0: hard gate) or the downward-expander curve
+    ``max(-range_db, (ratio - 1) * (level_db - close_threshold))``.  The gain
+    moves towards its target with ``attack`` (opening) / ``release``
     (closing) one-pole coefficients, in dB.
     """
     n = level.shape[0]
@@ -88,14 +91,11 @@ def gate_gain(level, threshold_db, relative_db, use_relative, peak_decay_db, hys
     is_open = state[1] > 0.5
     hold = state[2]
     peak = state[3]
-    env = state[4]
+    ms = state[4]
     for i in range(n):
         x = level[i]
-        if x > env:
-            env = x
-        else:
-            env = env_release * env + (1.0 - env_release) * x
-        l_db = amp_to_db(env)
+        ms = detector * ms + (1.0 - detector) * x * x
+        l_db = -200.0 if ms < 1e-20 else 10.0 * math.log10(ms)
         peak = max(l_db, peak - peak_decay_db)
         thr_open = threshold_db
         if use_relative:
@@ -124,7 +124,7 @@ def gate_gain(level, threshold_db, relative_db, use_relative, peak_decay_db, hys
     state[1] = 1.0 if is_open else 0.0
     state[2] = hold
     state[3] = peak
-    state[4] = env
+    state[4] = ms
     return out
 
 

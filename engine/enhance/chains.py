@@ -46,6 +46,8 @@ GATE_MAX_RANGE_DB = 36.0
 DEESS_MAX_DEPTH_DB = 10.0
 #: exciter mix (linear) at ``harmonics = 1``
 HARMONICS_MAX_AMOUNT = 0.8
+#: downward-expander ratio of the stem gate (gentler than a hard gate on cymbal tails)
+GATE_EXPANDER_RATIO = 4.0
 #: absolute floor of the gate's open threshold, dBFS
 GATE_ABSOLUTE_THRESHOLD_DB = -70.0
 
@@ -124,13 +126,14 @@ def build_stem_chain(stem: str, config: StemEnhanceConfig, sample_rate: int = SA
         stages.append(HighPass(config.highpass_hz, order=2, **kw))
     if config.gate > 0.0:
         stages.append(NoiseGate(threshold_db=GATE_ABSOLUTE_THRESHOLD_DB, relative_threshold_db=config.gate_threshold_db,
-                                range_db=config.gate * GATE_MAX_RANGE_DB, ratio=3.0, hysteresis_db=6.0, hold_ms=40.0,
-                                attack_ms=0.25, release_ms=100.0, lookahead_ms=2.0, **kw))
+                                range_db=config.gate * GATE_MAX_RANGE_DB, ratio=GATE_EXPANDER_RATIO, hysteresis_db=4.0,
+                                hold_ms=40.0, attack_ms=0.25, release_ms=100.0, lookahead_ms=2.0, **kw))
     if config.noise_reduction > 0.0:
         stages.append(SpectralNoiseReducer(strength=config.noise_reduction,
                                            max_reduction_db=config.noise_reduction_max_db, **kw))
     if config.transient_attack_db != 0.0 or config.transient_sustain_db != 0.0:
-        stages.append(TransientShaper(attack_db=config.transient_attack_db, sustain_db=config.transient_sustain_db, **kw))
+        stages.append(TransientShaper(attack_db=config.transient_attack_db,
+                                      sustain_db=config.transient_sustain_db, **kw))
     if config.de_ess > 0.0:
         stages.append(DeEsser(depth_db=config.de_ess * DEESS_MAX_DEPTH_DB, **kw))
     if config.eq_intensity > 0.0:
@@ -139,7 +142,7 @@ def build_stem_chain(stem: str, config: StemEnhanceConfig, sample_rate: int = SA
         stages.append(design.compressor.build(config.compression, channels, sample_rate))
     if config.harmonics > 0.0:
         stages.append(BassExciter(amount=config.harmonics * HARMONICS_MAX_AMOUNT, **kw))
-    if config.width != 1.0:
+    if config.width != 1.0 and channels == 2:  # width needs a stereo pair
         stages.append(StereoWidth(config.width, sample_rate=sample_rate))
     if not stages:
         stages.append(Gain(0.0, channels=channels))

@@ -49,7 +49,8 @@ class Compressor(Stage):
 
     def static_gain_db(self, level_db: float) -> float:
         """Steady-state gain (dB, makeup included) for a constant detector level in dBFS."""
-        return float(static_compression_db(float(level_db), self.threshold_db, self.ratio, self.knee_db)) + self.makeup_db
+        change = static_compression_db(float(level_db), self.threshold_db, self.ratio, self.knee_db)
+        return float(change) + self.makeup_db
 
     def reset(self) -> None:
         self._state = np.zeros(1, dtype=np.float64)  # smoothed gain reduction, dB

@@ -36,12 +36,14 @@ class StemEnhanceConfig:
         of latency (46 ms) when on.
     noise_reduction_max_db: attenuation of pure-noise bins at strength 1, dB
         (1..40).
-    gate: depth of the downward expander (drums), 0..1: the gain between hits
-        falls by up to ``gate * 36`` dB (0 = off).  Adds 2 ms (88 samples) of
+    gate: depth of the downward expander (drums), 0..1: below the close
+        threshold the gain falls 3 dB per dB (4:1 expander), by at most
+        ``gate * 36`` dB (0 = off).  Adds 2 ms (88 samples) of
         look-ahead latency when on.
-    gate_threshold_db: the expander opens above this level relative to the
-        stem's recent peak level (peak hold decaying 6 dB/s), dB (-80..0);
-        never below -70 dBFS.
+    gate_threshold_db: the expander opens when the stem's RMS level (5 ms)
+        comes within this many dB of its recent peak RMS level (peak hold
+        decaying 6 dB/s) and closes 4 dB below that, dB (-80..0); the open
+        threshold never goes below -70 dBFS.
     transient_attack_db: extra gain on onsets (drums), dB (-12..12; + punchier,
         - softer; 0 = off).
     transient_sustain_db: extra gain on decaying tails, dB (-12..12; 0 = off).

@@ -15,9 +15,9 @@ from ..stage import Delay, Stage
 class NoiseGate(Stage):
     """Stereo-linked gate / downward expander on ``(channels, samples)`` blocks.
 
-    The detector (``max_c |x|`` through an instant-attack envelope releasing
-    with ``detector_release_ms``) opens the gate when it reaches the open
-    threshold and closes it after it stayed ``hysteresis_db`` below that for
+    The detector (RMS of ``max_c |x|``: one-pole mean square with time
+    constant ``detector_ms``, so noise reads at its RMS, not its peaks) opens
+    the gate when it reaches the open threshold and closes it after it stayed ``hysteresis_db`` below that for
     ``hold_ms``.  Open threshold, dBFS: ``threshold_db``, or, when
     ``relative_threshold_db`` is set, ``max(threshold_db, running_peak +
     relative_threshold_db)`` where the running peak of the detector decays by
@@ -37,7 +37,7 @@ class NoiseGate(Stage):
     def __init__(self, threshold_db: float = -50.0, relative_threshold_db: float | None = None,
                  range_db: float = 40.0, ratio: float = math.inf, hysteresis_db: float = 6.0,
                  hold_ms: float = 30.0, attack_ms: float = 0.25, release_ms: float = 80.0,
-                 lookahead_ms: float = 2.0, detector_release_ms: float = 10.0, peak_decay_db_per_s: float = 6.0,
+                 lookahead_ms: float = 2.0, detector_ms: float = 5.0, peak_decay_db_per_s: float = 6.0,
                  channels: int = CHANNELS, sample_rate: int = SAMPLE_RATE):
         if float(range_db) < 0.0:
             raise SettingsError(f"gate range_db must be >= 0 dB, not {range_db!r}")
@@ -54,7 +54,7 @@ class NoiseGate(Stage):
         self.attack_ms = float(attack_ms)
         self.release_ms = float(release_ms)
         self.lookahead_ms = float(lookahead_ms)
-        self.detector_release_ms = float(detector_release_ms)
+        self.detector_ms = float(detector_ms)
         self.peak_decay_db_per_s = float(peak_decay_db_per_s)
         self.channels = int(channels)
         self.sample_rate = int(sample_rate)
@@ -62,7 +62,7 @@ class NoiseGate(Stage):
         self._hold = float(ms_to_samples(self.hold_ms, self.sample_rate))
         self._attack = time_constant_coeff(self.attack_ms, self.sample_rate)
         self._release = time_constant_coeff(self.release_ms, self.sample_rate)
-        self._env_release = time_constant_coeff(self.detector_release_ms, self.sample_rate)
+        self._detector = time_constant_coeff(self.detector_ms, self.sample_rate)
         self._decay = db_per_second_to_per_sample(self.peak_decay_db_per_s, self.sample_rate)
         self._delay = Delay(self.latency, self.channels)
         self.reset()
@@ -77,6 +77,6 @@ class NoiseGate(Stage):
                          0.0 if self.relative_threshold_db is None else self.relative_threshold_db,
                          self.relative_threshold_db is not None, self._decay, self.hysteresis_db, self._hold,
                          self.range_db, -1.0 if math.isinf(self.ratio) else self.ratio,
-                         self._env_release, self._attack, self._release, self._state)
+                         self._detector, self._attack, self._release, self._state)
         delayed = self._delay.process(block).astype(np.float64)
         return (delayed * gain).astype(np.float32)

@@ -20,20 +20,28 @@ causally on :class:`engine.dsp.stft.StreamingSTFTProcessor`:
      its neighbourhood's median, so sustained notes are never mistaken for
      noise however long they last.
 
-3. Gain per bin: ``-reduction_db`` when the bin is less than
-   ``threshold_db`` above the noise estimate, 0 dB when more than
-   ``threshold_db + threshold_width_db`` above, smooth in between; smoothed
-   across ``freq_smoothing_hz`` and over time (instant opening, closing with
-   ``release_ms``) against musical noise.
+3. Gain per bin, from the power averaged across ``freq_smoothing_hz`` (an
+   isolated noise bin is diluted by its neighbours, the bins around a strong
+   partial all stay open): ``-reduction_db`` when less than ``threshold_db``
+   above the noise estimate, 0 dB when more than ``threshold_db +
+   threshold_width_db`` above, smooth in between; then smoothed over time
+   (instant opening, closing with ``release_ms``) against musical noise.
 
 ``reduction_db = strength * max_reduction_db``: at ``strength = 0`` every gain
-is exactly 1 and the stage only delays the signal (reconstruction error below
--140 dBFS).  Latency: ``frame_length - 1`` samples (2047 at the defaults,
+is exactly 1 and the stage only delays the signal (reconstruction error at
+float32 rounding, below -120 dBFS).  Latency: ``frame_length - 1`` samples (2047 at the defaults,
 46 ms at 44.1 kHz).
+
+Limits: the trackers need about half a second after the start (or after
+digital silence) to settle; a noise floor that rises faster than
+``floor_rise_db_per_s`` is followed with that delay; a dense, broadband
+sound held unchanged for many seconds (no tonal peaks, no pauses) is slowly
+taken for noise, at most ``reduction_db`` deep.
 """
 from __future__ import annotations
 
 import numpy as np
+
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..dsp.envelope import time_constant_coeff
 from ..dsp.noise_floor import recursive_smooth, running_median, spectral_gate_gains, track_minimum
@@ -59,7 +67,8 @@ class SpectralNoiseReducer(StreamingSTFTProcessor):
         smoothing_ms: time constant of the power smoothing, ms.
         floor_rise_db_per_s: fastest rise of the minimum tracker, dB/s.
         spectral_floor_hz: width of the across-frequency median, Hz.
-        freq_smoothing_hz: width of the triangular mask smoothing, Hz.
+        freq_smoothing_hz: width of the triangular averaging of the power across
+            bins before the SNR decision, Hz.
         release_ms: time constant with which a bin's gain closes, ms.
         silence_dbfs: frames whose RMS is below this (dBFS) do not move the
             noise trackers (digital silence would pin them at zero).

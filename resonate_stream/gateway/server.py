@@ -679,6 +679,7 @@ class GatewayServer:
             write_limit=256 * 1024,
             ping_interval=self.ping_interval_s,
             ping_timeout=self.ping_interval_s,
+            close_timeout=3,
             server_header=SERVER_NAME,
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -695,9 +696,15 @@ class GatewayServer:
         if self._server is not None:
             self._server.close()
             try:
-                await asyncio.wait_for(self._server.wait_closed(), 10)
+                await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), 3)
             except (asyncio.TimeoutError, TimeoutError):
-                log.warning("connections did not close in time")
+                # a client that reads nothing blocks the close handshake: drop it
+                for conn in list(self._connections):
+                    conn.ws.transport.abort()
+                try:
+                    await asyncio.wait_for(self._server.wait_closed(), 5)
+                except (asyncio.TimeoutError, TimeoutError):
+                    log.warning("connections did not close in time")
         threads = [j.thread for j in self.jobs.values() if j.thread is not None]
         deadline = time.monotonic() + 10
         for t in threads:
