@@ -418,7 +418,7 @@ class ResonateClient:
         Uploads run in the background in ``chunk_bytes`` pieces; await
         :meth:`upload_done` to see them finish.  ``settings``: ``{"preset":
         name, "overrides": {...}}``; ``output``: ``{"format", "bit_depth",
-        "sample_rate"}``.
+        "sample_rate"}`` (None: the preset's export settings).
         """
         if sum(x is not None for x in (input_path, upload_path, upload_array)) != 1:
             raise ValueError("give exactly one of input_path, upload_path, upload_array")
@@ -446,7 +446,7 @@ class ResonateClient:
                 size=path.stat().st_size,
             )
             payload = path
-        opts = P.JobOptions(send_stems=bool(send_stems), output=P.OutputOptions(**(output or {})))
+        opts = P.JobOptions(send_stems=bool(send_stems), output=P.OutputOptions(**output) if output else None)
         ref = f"r{next(self._refs)}"
         fut = asyncio.get_running_loop().create_future()
         self._pending_refs[ref] = fut

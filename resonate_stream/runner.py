@@ -115,7 +115,8 @@ def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
     det = BandLimitDetector(SAMPLE_RATE)
     for b in head:
         det.process(b)
-    return det.result()
+    low, high = det.limits()
+    return float(low), float(high)
 
 
 class _Writers:

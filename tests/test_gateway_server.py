@@ -473,49 +473,66 @@ async def test_ack_window_limits_blocks_in_flight(server):
 
 
 async def test_runner_backend_adapter_feeds_run_job(tmp_path, media):
-    """RunnerBackend (the integration point of resonate_stream.runner.run_job) hands a Path for
-    path inputs and encoded uploads, the UploadSource for PCM, and the settings as a plain map."""
+    """RunnerBackend (the integration point of resonate_stream.runner.run_job) hands the runner a
+    FileSource for path inputs and encoded uploads, a BlockSource decoded by the engine's
+    PcmPushDecoder for PCM uploads, and an OutputSpec inside the job's folder."""
+    pytest.importorskip("resonate_stream.sources")
+    pytest.importorskip("engine.io.pcm")
     seen = []
-    gain = GainBackend()
 
-    def run_job(source, settings, out_dir, emit, cancel):
-        from resonate_stream.gateway.jobs import JobSpec, PathSource, UploadSource
+    def run_job(source, settings, outputs, *, emit, cancel, pipeline_factory):
+        """A real (tiny) runner: gain on the engine's decoded blocks, streamed and written."""
+        from resonate_stream.events import AudioChunk, Finished
 
-        seen.append((type(source).__name__, settings))
-        src = source if isinstance(source, UploadSource) else PathSource(Path(source))
-        spec = JobSpec(job_id="x", settings=settings, out_dir=Path(out_dir))
-        gain.start("x", spec, src, emit, cancel)
+        seen.append((type(source).__name__, source.info.name, settings, outputs))
+        g = gain_of(float(settings.get("overrides", {}).get("gain_db", -6.0)))
+        seq = offset = 0
+        written = []
+        for block in source.blocks():
+            if cancel.is_set():
+                return
+            y = block * g
+            emit(AudioChunk(seq=seq, offset=offset, sample_rate=SR, audio=y))
+            written.append(y)
+            seq, offset = seq + 1, offset + y.shape[1]
+        sf.write(outputs.master, np.concatenate(written, axis=1).T, SR, subtype="FLOAT")
+        emit(Finished(report={"frames": offset}, outputs={"master": str(outputs.master)}))
 
     from resonate_stream.gateway.jobs import RunnerBackend
 
-    srv = GatewayServer("127.0.0.1", 0, backend=RunnerBackend(run_job=run_job), allowed_roots=[media],
-                        limits=LIMITS, ping_interval_s=None)
+    backend = RunnerBackend(run_job=run_job, make_settings=lambda spec: spec.settings, block_seconds=0.25)
+    srv = GatewayServer("127.0.0.1", 0, backend=backend, allowed_roots=[media], limits=LIMITS, ping_interval_s=None)
     await srv.start()
-    x = make_signal(0.5, SR)
+    x = make_signal(1.0, SR)
     sf.write(media / "in.wav", x.T, SR, subtype="FLOAT")
     c = await RawClient.connect(srv.url)
     try:
         job = await c.start_upload_job(x, SR, overrides={"gain_db": 0.0})
-        await c.upload(job, P.audio_to_bytes(x), [])
+        await c.upload(job, P.audio_to_bytes(x), [5, 77_777])
         audio, term = await c.collect(job)
-        assert isinstance(term, P.JobDone)
-        np.testing.assert_array_equal(join_audio(audio), x)
+        assert isinstance(term, P.JobDone), term
+        assert [m.frames for m in audio] == [11025] * 4  # the engine's 0.25 s blocks
+        np.testing.assert_allclose(join_audio(audio), x, atol=1e-7)
         wav = (media / "in.wav").read_bytes()
-        await c.send(P.StartJob(input=P.UploadInput(format="encoded", filename="in.wav", size=len(wav)), ref="e"))
+        await c.send(P.StartJob(input=P.UploadInput(format="encoded", filename="my gig.wav", size=len(wav)),
+                                ref="e"))
         acc = await c.recv_until(lambda m: isinstance(m, P.JobAccepted))
         await c.upload(acc.job_id, wav, [1000])
         audio, term = await c.collect(acc.job_id)
-        np.testing.assert_array_equal(join_audio(audio), x * gain_of(-6.0))
+        assert isinstance(term, P.JobDone), term
+        np.testing.assert_allclose(join_audio(audio), x * gain_of(-6.0), atol=1e-7)
+        assert Path(term.outputs["master"]).name == "my_gig.restored.wav"
         await c.send(P.StartJob(input=P.PathInput(path="in.wav"), settings={"preset": "live"}, ref="p"))
         acc = await c.recv_until(lambda m: isinstance(m, P.JobAccepted))
         _, term = await c.collect(acc.job_id)
-        assert isinstance(term, P.JobDone)
+        assert isinstance(term, P.JobDone), term
     finally:
         await c.close()
         await asyncio.wait_for(srv.close(), 15)
-    assert [k for k, _ in seen] == ["UploadSource", "PosixPath", "PosixPath"]
-    assert seen[2][1] == {"preset": "live", "overrides": {},
-                          "output": {"format": "wav", "bit_depth": 24, "sample_rate": None}, "send_stems": False}
+    assert [(k, n) for k, n, _, _ in seen] == [("BlockSource", "upload"), ("FileSource", "my gig.wav"),
+                                               ("FileSource", "in.wav")]
+    assert seen[2][2] == {"preset": "live"}
+    assert seen[2][3].report.name == "report.json" and seen[2][3].stream_stems is False
 
 
 # --------------------------------------------------------------------------- #

@@ -286,9 +286,6 @@ class HighBandExtender(StreamingSTFTStage):
         self._zi_hp = np.zeros((self._sos_hp.shape[0], c, 2))
         self._band_pow = None  # time-smoothed slope-fit band powers
 
-    def reset(self) -> None:
-        super().reset()
-
     # the STFT sees [input channels, exciter channels]
     def analysis_input(self, x: np.ndarray) -> np.ndarray:
         xd = x.astype(np.float64)

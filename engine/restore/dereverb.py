@@ -6,28 +6,37 @@
   earlier, scaled by the exponential decay of a room with reverberation time
   RT60 over that delay: power factor ``exp(-2 * 6.908 * Td / RT60)`` (i.e.
   amplitude ``exp(-6.908 * Td / RT60)``).  A spectral-subtraction gain
-  ``max(1 - over * late / power, floor)``, smoothed over frequency and with a
-  fast-attack / slow-release in time (less musical noise), is applied with a
-  dry/wet control.  RT60 is fixed or estimated online from the stream itself
+  ``max(1 - over * late / power, floor)`` on a 40 ms-smoothed power spectrum,
+  smoothed over 3 bins of frequency (optional release smoothing in time), is
+  applied with a dry/wet control.  RT60 is fixed or estimated online from the stream itself
   (:class:`~engine.restore.rt60.RT60Estimator`).
 * :class:`OnlineWPE`: online (recursive-least-squares) Weighted Prediction
   Error dereverberation, the algorithm of ``nara_wpe.wpe.online_wpe_step``
   (Yoshioka & Nakatani; Caroselli et al. 2017), multi-channel, per-frequency
   state carried across blocks.  ``backend="numba"`` (default) runs a compiled
   kernel that computes exactly the same recursion as nara_wpe's
-  ``online_wpe_step`` (checked against it in the tests) about 10x faster;
-  ``backend="nara_wpe"`` calls nara_wpe itself.
+  ``online_wpe_step`` (checked against it in the tests) about 3x faster;
+  ``backend="nara_wpe"`` calls nara_wpe itself.  Differences from
+  nara_wpe's example: a regularised start (``init_frames``) and no state
+  update in digital silence (``power_floor``).
 
 Both are :class:`~engine.restore.stft.StreamingSTFTStage` s (latency
 ``n_fft - 1`` samples) that add a correction to the untouched, delayed input:
 ``wet = 0`` is bit-exactly transparent.  Both are chunk-size invariant.
 
-Known limits (why de-reverb is off by default in the presets):
+Measured on synthetic rooms (exponential noise tails, RT60 1 s, DRR 0 dB):
+the suppressor lowers the energy in note decay tails by about 8-10 dB and
+keeps the notes within ~2 dB of the dry level; online WPE (4096/1024, 10
+taps) removes about 3 dB of tail on speech-like bursts after a few seconds
+of adaptation.
+
+Known limits (why de-reverb should stay off by default in the presets):
 WPE predicts "what can be predicted from >= ``delay`` frames ago" and removes
 it: on music, sustained stationary tones are partly predictable too and get
-thinned (a "dry/ducked" sound on organ-like pads); keep ``wet`` <= 0.7 on
-music.  The spectral suppressor leaves some musical noise at low gain floors
-and dulls note releases when RT60 is overestimated.
+thinned (harmonic notes lost 1-4 dB in the tests' tonal fixture); keep
+``wet`` <= 0.5 on music.  WPE costs ~0.15 x real time on one core (0.05 with
+``max_hz=8000``).  The spectral suppressor leaves some musical noise at low
+gain floors and dulls note releases when RT60 is overestimated.
 """
 from __future__ import annotations
 

@@ -29,10 +29,12 @@ thread of its own (one per job) and returns when the job is over.
 """
 from __future__ import annotations
 
+import copy
 import os
+import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checkable
 
@@ -67,7 +69,7 @@ class JobSpec:
     settings: dict
     out_dir: Path
     send_stems: bool = False
-    output: OutputOptions = field(default_factory=OutputOptions)
+    output: Optional[OutputOptions] = None  # None: the client left the file format to the preset
 
     @property
     def preset(self) -> Optional[str]:
@@ -252,47 +254,107 @@ class JobBackend(Protocol):
 
 
 class RunnerBackend:
-    """Backend that calls ``resonate_stream.runner.run_job`` (the in-process / Ray runner).
+    """Backend that runs jobs through ``resonate_stream.runner.run_job``.
 
-    ``run_job(source, settings, out_dir, emit, cancel)`` receives:
+    ``run_job(source, settings, outputs, *, emit, cancel, pipeline_factory)``
+    gets:
 
-    * ``source``: a ``Path`` for path inputs and for ``encoded`` uploads (the
-      complete uploaded file, after waiting for ``upload_end``) or the
-      :class:`UploadSource` itself for PCM uploads (iterate it for bytes; feed
-      them to ``engine.io.decode.PcmPushDecoder(source.sample_rate,
-      source.channels, source.pcm_format)``);
-    * ``settings``: ``make_settings(spec)`` if given, else the plain map
-      ``{"preset", "overrides", "output": {...}, "send_stems": bool}``;
-    * ``out_dir``, ``emit`` and ``cancel`` as in :class:`JobBackend`.
+    * ``source``: ``resonate_stream.sources.FileSource`` for path inputs and
+      ``encoded`` uploads (the complete uploaded file, after ``upload_end``),
+      or a ``BlockSource`` for PCM uploads whose blocks come from
+      ``engine.io.PcmPushDecoder`` fed with the upload's bytes as they arrive
+      (so processing starts before the upload ends);
+    * ``settings``: ``Settings.from_preset(preset, overrides)``, where the
+      job's ``options.output`` (if the client sent it) overrides
+      ``export.format`` / ``bit_depth`` / ``sample_rate``;
+    * ``outputs``: ``OutputSpec`` inside ``spec.out_dir``: the master
+      ``<name>.restored.<format>``, ``report.json``, stem files under
+      ``stems/`` when ``stem_files`` is true, ``stream_stems`` = ``send_stems``;
+    * ``emit``, ``cancel`` unchanged; ``pipeline_factory`` as given here
+      (None: the runner's in-process pipeline; pass the Ray pipeline factory
+      for ``resonate serve`` on a cluster).
+
+    ``run_job`` and ``make_settings`` can be replaced (tests, other runners).
     """
 
     def __init__(
         self,
+        pipeline_factory: Optional[Callable[..., object]] = None,
+        *,
+        stem_files: bool = False,
+        block_seconds: float = 1.0,
         run_job: Optional[Callable[..., object]] = None,
         make_settings: Optional[Callable[[JobSpec], object]] = None,
-        stream_encoded_uploads: bool = False,
     ):
+        self.pipeline_factory = pipeline_factory
+        self.stem_files = stem_files
+        self.block_seconds = float(block_seconds)
         self._run_job = run_job
         self._make_settings = make_settings
-        self._stream_encoded = stream_encoded_uploads
+
+    def settings_for(self, spec: JobSpec) -> object:
+        """The runner's ``Settings`` for ``spec`` (raises ``SettingsError``)."""
+        if self._make_settings is not None:
+            return self._make_settings(spec)
+        from resonate_stream.settings import DEFAULT_PRESET, Settings
+
+        overrides = copy.deepcopy(spec.overrides)
+        if spec.output is not None:
+            export = dict(overrides.get("export") or {})
+            export["format"] = spec.output.format
+            export["bit_depth"] = spec.output.bit_depth
+            if spec.output.sample_rate is not None:
+                export["sample_rate"] = spec.output.sample_rate
+            overrides["export"] = export
+        return Settings.from_preset(spec.preset or DEFAULT_PRESET, overrides)
+
+    def source_for(self, source: JobSource) -> object:
+        """``FileSource`` / ``BlockSource`` for the runner (blocks 44.1 kHz stereo float32)."""
+        from resonate_stream.sources import BlockSource, FileSource, SourceInfo
+
+        if isinstance(source, PathSource):
+            return FileSource(source.path, block_seconds=self.block_seconds)
+        if not source.is_pcm:
+            fs = FileSource(source.wait_file(), block_seconds=self.block_seconds)
+            if source.filename:
+                fs.info.name = source.filename
+            return fs
+        from engine.io import PcmPushDecoder
+
+        decoder = PcmPushDecoder(source.sample_rate, source.channels, source.pcm_format,
+                                 block_seconds=self.block_seconds)
+        width = 4 if source.pcm_format == "f32le" else 2
+        duration = None
+        if source.size is not None:
+            duration = source.size / (width * int(source.channels)) / int(source.sample_rate)
+
+        def blocks() -> Iterator:
+            for piece in source:
+                yield from decoder.push(piece)
+            yield from decoder.finish()
+
+        info = SourceInfo(name=source.filename or "upload", sample_rate=source.sample_rate,
+                          channels=source.channels, duration_s=duration, format=source.format)
+        return BlockSource(blocks(), info)
+
+    def outputs_for(self, spec: JobSpec, settings: object, src: object) -> object:
+        from resonate_stream.runner import OutputSpec
+
+        fmt = getattr(getattr(settings, "export", None), "format", None) or (spec.output or OutputOptions()).format
+        name = getattr(getattr(src, "info", None), "name", None) or "upload"
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:100].strip("._") or "upload"
+        return OutputSpec(
+            master=spec.out_dir / f"{stem}.restored.{fmt}",
+            stems_dir=spec.out_dir / "stems" if self.stem_files else None,
+            report=spec.out_dir / "report.json",
+            stream_stems=spec.send_stems,
+        )
 
     def start(self, job_id: str, spec: JobSpec, source: JobSource, emit: Emit, cancel: threading.Event) -> None:
         run_job = self._run_job
         if run_job is None:
-            from resonate_stream.runner import run_job  # late: the runner imports heavy things
-        if self._make_settings is not None:
-            settings = self._make_settings(spec)
-        else:
-            settings = {
-                "preset": spec.preset,
-                "overrides": spec.overrides,
-                "output": spec.output.to_map(),
-                "send_stems": spec.send_stems,
-            }
-        if isinstance(source, PathSource):
-            src: object = source.path
-        elif source.is_pcm or self._stream_encoded:
-            src = source
-        else:
-            src = source.wait_file()
-        run_job(src, settings, spec.out_dir, emit, cancel)
+            from resonate_stream.runner import run_job  # late: the runner imports the engine
+        settings = self.settings_for(spec)
+        src = self.source_for(source)
+        outputs = self.outputs_for(spec, settings, src)
+        run_job(src, settings, outputs, emit=emit, cancel=cancel, pipeline_factory=self.pipeline_factory)

@@ -201,15 +201,6 @@ def _plain(value: Any, where: str, *, depth: int = 0, budget: list[int] | None =
     raise ValueError(f"{where}: values of type {type(value).__name__} are not allowed here")
 
 
-def _plain_ok(value: Any, where: str) -> bool:
-    """True when ``value`` is JSON-like (see :func:`_plain`)."""
-    try:
-        _plain(value, where)
-    except ValueError:
-        return False
-    return True
-
-
 class _Fields:
     """Reads and checks the fields of one decoded message map."""
 
@@ -447,10 +438,11 @@ class OutputOptions(_Part):
 
 @dataclass(frozen=True)
 class JobOptions(_Part):
-    """``send_stems``: also stream the separated stems in every ``audio`` message."""
+    """``send_stems``: also stream the separated stems in every ``audio`` message;
+    ``output``: final file options (None: the preset's export settings)."""
 
     send_stems: bool = False
-    output: OutputOptions = field(default_factory=OutputOptions)
+    output: Optional[OutputOptions] = None
 
 
 def _input_from(f: _Fields, m: Any) -> InputSpec:

@@ -34,6 +34,7 @@ import logging
 import math
 import mimetypes
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -879,8 +880,11 @@ class GatewayServer:
         else:
             up = msg.input
             assert isinstance(up, P.UploadInput)
+            suffix = Path(up.filename or "").suffix
+            if not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
+                suffix = ".bin"
             source = UploadSource(
-                job_dir / "upload.bin",
+                job_dir / f"upload{suffix.lower()}",  # keep the extension: it helps format detection
                 format=up.format,
                 sample_rate=up.sample_rate,
                 channels=up.channels,
@@ -925,7 +929,7 @@ class GatewayServer:
     def _on_worker_exit(self, job: _Job, error: Optional[ResonateError]) -> None:
         job.worker_done = True
         if error is not None:
-            state = "cancelled" if isinstance(error, JobCancelled) else "failed"
+            state = "cancelled" if error.code == P.ErrorCode.CANCELLED else "failed"
             job.end(P.Error.from_exception(error, job_id=job.id), state)
         else:
             fin = job.finished or Finished(report={}, outputs={})
