@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from clients.python_client import (
+    Info,
     AudioBlock,
     ConnectionLost,
     Error,
@@ -203,3 +204,33 @@ async def test_wrong_token_is_refused_by_the_client():
                 assert client.welcome is not None
     finally:
         await asyncio.wait_for(srv.close(), 15)
+
+
+@pytest.mark.slow
+async def test_real_runner_end_to_end(tmp_path):
+    """The real in-process runner behind the gateway (RunnerBackend with no arguments):
+    PCM upload in, restored preview streamed back, final FLAC master and report written."""
+    pytest.importorskip("resonate_stream.runner")
+    from resonate_stream.gateway.jobs import RunnerBackend
+
+    srv = GatewayServer("127.0.0.1", 0, backend=RunnerBackend(), limits=LIMITS, ping_interval_s=None,
+                        spool_dir=tmp_path / "spool", output_dir=tmp_path / "out")
+    await srv.start()
+    x = make_signal(2.0, SR, seed=31)
+    infos = []
+    try:
+        async with asyncio.timeout(60):
+            async with ResonateClient(srv.url) as client:
+                job = await client.start_job({"preset": "balanced"}, upload_array=x, sample_rate=SR,
+                                             output={"format": "flac", "bit_depth": 24})
+                res = await stream_to_file(client, job, tmp_path / "preview.wav",
+                                           on_event=lambda ev: infos.append(ev) if isinstance(ev, Info) else None)
+    finally:
+        await asyncio.wait_for(srv.close(), 15)
+    assert res.frames == x.shape[1]  # sample-aligned with the input, nothing lost or doubled
+    y, sr = sf.read(str(res.path), dtype="float32", always_2d=True)
+    assert sr == SR and y.shape == (x.shape[1], 2) and np.all(np.isfinite(y)) and np.max(np.abs(y)) > 0.01
+    master = res.done.outputs["master"]
+    assert master.endswith(".flac") and sf.info(master).format == "FLAC"
+    assert (tmp_path / "out" / job / "report.json").is_file()
+    assert any("separator" in i.message for i in infos)

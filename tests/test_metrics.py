@@ -7,7 +7,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 import soundfile as sf
-from scipy.signal import istft, stft
+from scipy.signal import fftconvolve, istft, stft
 
 from engine.analysis.metrics import AudioAnalyzer, analyze_array, analyze_file
 from engine.errors import NonFiniteAudioError, UnsupportedAudioError
@@ -173,7 +173,22 @@ def test_silence_and_json():
     m = analyze_array(np.zeros((2, SR), np.float32))
     assert m.quality_score == 0.0 and m.peak_dbfs == float("-inf")
     d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
-    assert d["peak_dbfs"] is None and d["duration_s"] == 1.0
+    assert d["peak_dbfs"] is None and d["duration_s"] == 1.0 and d["reverb_rt60_s"] is None
+
+
+def test_reverberation_time_is_reported():
+    rng = np.random.default_rng(0)
+    x = np.zeros(10 * SR)
+    for st in np.arange(0.2, 8.6, 1.4):  # 0.3 s noise bursts with sharp ends
+        i = int(st * SR)
+        x[i:i + int(0.3 * SR)] = 0.2 * rng.standard_normal(int(0.3 * SR))
+    tail_t = np.arange(int(1.2 * SR)) / SR
+    ir = rng.standard_normal(len(tail_t)) * np.exp(-6.908 * tail_t / 0.8)
+    ir[0] = 10.0
+    y = fftconvolve(x, ir)[: len(x)]
+    y = 0.5 * y / np.abs(y).max()
+    m = analyze_array(stereo(y))
+    assert m.reverb_rt60_s == pytest.approx(0.8, rel=0.25)
 
 
 # -- streaming behaviour ----------------------------------------------------------------

@@ -55,6 +55,11 @@ What is measured (the channel mean is used for the spectral measures):
   its line in every segment and reads 1; music whose pitch moves reads near
   0; a steady tone is not modulated and reads 0.  A monotone drone with a
   fundamental in 20-110 Hz also reads high (it *is* a steady buzz).
+* ``reverb_rt60_s``: blind reverberation time from free decays after note
+  offsets (:class:`engine.restore.rt60.RT60Estimator`), ``None`` when the
+  recording has too few clean decays (continuous music).  Informational (it
+  can set :class:`engine.restore.dereverb.SpectralReverbSuppressor`); not
+  part of the score.
 * ``quality_score`` (0..100) = 30 x SNR term (``(snr - 5) / 35``)
   + 15 x high band (``log2(high / 3000) / log2(16000 / 3000)``)
   + 5 x low band (``log2(400 / low) / log2(400 / 40)``)
@@ -78,6 +83,7 @@ from ..audio import CHANNELS, SAMPLE_RATE, check_finite
 from ..errors import SettingsError, UnsupportedAudioError
 from ..master.loudness import StreamingLoudnessMeter
 from ..restore.bandwidth import BandLimitDetector
+from ..restore.rt60 import RT60Estimator
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 FLAT_RUN_MIN = 4  # samples in a run of identical values
@@ -112,6 +118,7 @@ class AudioMetrics:
     spectral_flatness: float
     metallic: float
     robotic: float
+    reverb_rt60_s: float | None
     quality_score: float
     quality_terms: dict = field(default_factory=dict)
     source_sample_rate: int | None = None
@@ -234,6 +241,7 @@ class AudioAnalyzer:
         self._flat_run = np.zeros(c, dtype=np.int64)
         self._loud = StreamingLoudnessMeter(self.sample_rate, c)
         self._band = BandLimitDetector(self.sample_rate, 1)
+        self._rt60 = RT60Estimator(frame_period_s=256 / self.sample_rate, sample_rate=self.sample_rate)
         # spectral frames
         self._fbuf = np.zeros(0)
         self._frames = 0
@@ -287,6 +295,7 @@ class AudioAnalyzer:
         self._loud.process(x)
         mono = x.astype(np.float64).mean(axis=0)
         self._band.update(mono)
+        self._rt60.update(mono)
         self._update_rms(np.mean(x.astype(np.float64) ** 2, axis=0))
         self._update_frames(mono)
         self._update_envelopes(mono)
@@ -476,6 +485,7 @@ class AudioAnalyzer:
             bandwidth_low_hz=float(low), bandwidth_high_hz=float(high),
             clipping_ratio=float(clip_ratio), flat_run_ratio=float(flat_ratio), peak_dbfs=peak_db,
             spectral_flatness=float(flatness), metallic=float(metallic), robotic=float(robotic),
+            reverb_rt60_s=self._rt60.estimate(),
             quality_score=float(sum(terms.values())), quality_terms=terms)
 
 

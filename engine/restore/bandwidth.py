@@ -295,10 +295,9 @@ class HighBandExtender(StreamingSTFTStage):
 
     def _process(self, block: np.ndarray) -> np.ndarray:
         if self.amount == 0.0:
-            # keep the exact delay, skip the work
+            # a pure delay of `latency` samples: nothing is generated
             x = np.asarray(block, dtype=np.float32)
             n = x.shape[1]
-            self.stft.push(np.zeros((2 * self.channels, n)))
             joined = np.concatenate([self._dry, x], axis=1)
             self._dry = joined[:, n:]
             return joined[:, :n]
