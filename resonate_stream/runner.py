@@ -252,32 +252,41 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
 
 def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: float, emit: EventSink,
                   source_rate: int | None = None):
-    """Exact second pass on the stored mix -> the export file; returns (report, output analyzer)."""
+    """Exact second pass on the stored mix -> the export file; returns (report, output analyzer).
+
+    The mix is resampled to the export rate *before* the final limiter, so the
+    true-peak ceiling holds in the file itself, not only at 44.1 kHz.
+    """
     from engine.analysis.metrics import AudioAnalyzer
     from engine.io.decode import open_audio
     from engine.io.encode import AudioWriter
+    from engine.io.resample import StreamResampler
     from engine.master.final import FinalMasterConfig, final_master
 
     ex, m = settings.export, settings.master
     rate = int(source_rate or SAMPLE_RATE) if ex.sample_rate == "keep" else int(ex.sample_rate)
-    analyzer = AudioAnalyzer(SAMPLE_RATE)
-    writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth))
+    analyzer = AudioAnalyzer(rate)
+    writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth), input_rate=rate)
     written = 0
 
     def read_blocks():
+        resampler = StreamResampler(SAMPLE_RATE, rate, 2) if rate != SAMPLE_RATE else None
         with open_audio(mix_path, block_seconds=1.0) as dec:
-            yield from dec
+            for block in dec:
+                yield resampler.process(block) if resampler else block
+        if resampler:
+            yield resampler.flush()
 
     def write_block(block: np.ndarray) -> None:
         nonlocal written
         analyzer.process(block)
         writer.write(block)
         written += block.shape[1]
-        emit(Progress("master", written / SAMPLE_RATE, total_s))
+        emit(Progress("master", written / rate, total_s))
 
     try:
         rep = final_master(read_blocks, write_block, FinalMasterConfig(
-            target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
+            target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp, sample_rate=rate,
             lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms))
         writer.close()
     except BaseException:

@@ -73,7 +73,7 @@ def test_export_formats(song, tmp_path, args, subtype, rate):
     assert info.subtype == subtype and info.samplerate == rate
     assert abs(info.frames - 7.0 * rate) <= 3
     lufs, tp, _, _ = _measure(out)
-    assert abs(lufs + 14.0) <= 0.5 and tp <= -1.0 + 0.05  # resampling may move inter-sample peaks a little
+    assert abs(lufs + 14.0) <= 0.5 and tp <= -1.0 + 1e-3  # limited at the export rate, so it holds at 48 kHz too
 
 
 def test_mp3_export_and_custom_targets(song, tmp_path):

@@ -123,13 +123,14 @@ class AudioWriter:
     ``path``: destination (its folder must exist and be writable; checked at
     construction by :func:`check_writable`).  ``format``: ``"wav"``,
     ``"flac"`` or ``"mp3"``; ``None`` takes it from the extension.
-    ``sample_rate``: output rate in Hz (input is always 44100).
+    ``sample_rate``: output rate in Hz.  ``input_rate``: rate of the blocks
+    given to ``write`` (default 44100); resampled when the two differ.
     ``bit_depth``: 16, 24 or 32 (float WAV only); ignored for MP3.
     ``dither_seed``: seeds the TPDF dither (same seed -> same bytes).
     ``channels``: 2, or 1 for a mono file (mean of left and right).
 
     ``write(block)`` takes float32 ``(2, n)`` (or ``(channels, n)``) blocks
-    at 44100 Hz.  ``close()`` finishes the file and moves it into place;
+    at ``input_rate``.  ``close()`` finishes the file and moves it into place;
     ``abort()`` deletes the partial file.  As a context manager, an exception
     aborts.  Attributes: ``path``, ``temp_path``, ``format``, ``subtype``,
     ``sample_rate``, ``bit_depth``, ``channels``, ``frames_written``
@@ -137,8 +138,10 @@ class AudioWriter:
     """
 
     def __init__(self, path: str | os.PathLike, format: str | None = None, sample_rate: int = SAMPLE_RATE,
-                 bit_depth: int = 16, dither_seed: int = 0, channels: int = CHANNELS):
+                 bit_depth: int = 16, dither_seed: int = 0, channels: int = CHANNELS,
+                 input_rate: int = SAMPLE_RATE):
         self.path = check_writable(path)
+        self.input_rate = int(input_rate)
         self.format = _resolve_format(self.path, format)
         self.sample_rate = int(sample_rate)
         self.bit_depth = int(bit_depth)
@@ -155,8 +158,8 @@ class AudioWriter:
         except Exception as e:
             self._atomic.discard()
             raise OutputError(f"cannot start writing {self.path}: {e}") from e
-        self._resampler = None if self.sample_rate == SAMPLE_RATE else StreamResampler(
-            SAMPLE_RATE, self.sample_rate, self.channels, quality="VHQ")
+        self._resampler = None if self.sample_rate == self.input_rate else StreamResampler(
+            self.input_rate, self.sample_rate, self.channels, quality="VHQ")
         self._quantizer = TpdfQuantizer(self.bit_depth, self.dither_seed) if self.subtype.startswith("PCM") else None
 
     # ------------------------------------------------------------------ setup

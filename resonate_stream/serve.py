@@ -1,0 +1,82 @@
+"""``resonate serve``: the websocket gateway over a local or joined Ray cluster.
+
+With no ``--address`` a local Ray instance is started (the embedded default);
+with one, the gateway joins that cluster and its separator actors are placed
+on the nodes that offer the device.  ``--in-process`` runs jobs without Ray.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from .settings import SeparationSettings
+
+WEB_ROOT = Path(__file__).with_name("web")
+
+
+def default_output_dir() -> Path:
+    """Where finished jobs' files go: ``$RESONATE_OUTPUT_DIR`` or ``~/.local/share/resonate/jobs``."""
+    env = os.environ.get("RESONATE_OUTPUT_DIR")
+    return Path(env) if env else Path.home() / ".local" / "share" / "resonate" / "jobs"
+
+
+class SeparatorPools:
+    """One shared :class:`SeparatorPool` per distinct separation setting (thread-safe)."""
+
+    def __init__(self, n_actors: int | None = None):
+        self.n_actors = n_actors
+        self._pools: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, separation: SeparationSettings):
+        from .ray_pipeline import SeparatorPool
+
+        key = tuple(sorted(separation.__dict__.items()))
+        with self._lock:
+            if key not in self._pools:
+                self._pools[key] = SeparatorPool(separation, n_actors=self.n_actors)
+            return self._pools[key]
+
+    def factory(self, settings, cfg):
+        """A ``pipeline_factory`` for the runner: the Ray pipeline on a shared pool."""
+        from .ray_pipeline import RayPipeline
+
+        return RayPipeline(self.get(settings.separation), cfg)
+
+
+def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,
+                 token: str | None = None, allow: list[Path] | None = None, workers: int | None = None,
+                 local_ray: bool = True, output_dir: Path | None = None, **kwargs):
+    """The configured :class:`GatewayServer` (Ray started or joined when ``local_ray``)."""
+    from .gateway.jobs import RunnerBackend
+    from .gateway.server import GatewayServer
+
+    factory = None
+    if local_ray:
+        from .ray_pipeline import init_ray
+
+        init_ray(address)
+        factory = SeparatorPools(workers).factory
+    out = Path(output_dir) if output_dir else default_output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    return GatewayServer(host, port, token=token, backend=RunnerBackend(pipeline_factory=factory),
+                         allowed_roots=allow or [], web_root=WEB_ROOT if WEB_ROOT.is_dir() else None,
+                         output_dir=out, **kwargs)
+
+
+def serve_forever(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,
+                  token: str | None = None, allow: list[Path] | None = None, workers: int | None = None,
+                  local_ray: bool = True) -> int:
+    import asyncio
+
+    server = build_server(host, port, address=address, token=token, allow=allow, workers=workers,
+                          local_ray=local_ray)
+    runner = "in-process" if not local_ray else (f"Ray cluster at {address}" if address else "local Ray")
+    print(f"Resonate gateway: {server.url}  (web page: {server.http_url}/, jobs on {runner}; "
+          f"results in {server._output_arg})", flush=True)
+    try:
+        asyncio.run(server.serve_forever())
+    except KeyboardInterrupt:
+        pass
+    return 0
