@@ -169,7 +169,9 @@ class StemMixer:
         return self._auto_db[stem] + float(self.config.gains_db.get(stem, 0.0))
 
     def _start(self, names) -> None:
-        self._stems = tuple(names)
+        # a canonical order, so the float sum does not depend on the dict's order
+        known = [s for s in STEM_NAMES if s in names]
+        self._stems = tuple(known + sorted(set(names) - set(known)))
         for s in self._stems:
             self._meters[s] = RunningLoudness(self.sample_rate, self.channels, self.config.loudness_window_s)
             self._auto_db[s] = 0.0

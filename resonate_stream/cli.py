@@ -103,11 +103,15 @@ def cmd_process(args: argparse.Namespace) -> int:
             report_path=Path(args.report) if args.report else None,
             plots_dir=Path(args.plots) if args.plots else None,
             emit=printer,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+            use_cache=not args.no_cache,
         )
     finally:
         printer.close()
     rep = finished.report
     m = rep.get("master", {})
+    if rep["separation"].get("cache") == "hit":
+        print("separation: reused cached stems")
     print(f"wrote {finished.outputs['master']}  ({m.get('output_lufs', float('nan')):.1f} LUFS, "
           f"{m.get('output_true_peak_dbtp', float('nan')):.1f} dBTP; separator: {rep['separation']['separator']})")
     for kind, path in finished.outputs.items():
@@ -186,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--report", metavar="FILE", help="write a JSON report (metrics before/after, separator)")
     pr.add_argument("--plots", metavar="DIR", help="write waveform/spectrogram PNGs (before/after)")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    pr.add_argument("--no-cache", action="store_true", help="do not read or store separated stems in the cache")
+    pr.add_argument("--cache-dir", metavar="DIR", help="stem cache folder (default $RESONATE_CACHE_DIR or ~/.cache/resonate)")
     _add_processing_options(pr)
     pr.set_defaults(func=cmd_process)
 

@@ -57,11 +57,20 @@ def local_pipeline(settings: Settings, cfg: StageConfigs) -> LocalPipeline:
 
 def process_file(input_path: Path, output: Path, settings: Settings, *, stems_dir: Path | None = None,
                  report_path: Path | None = None, plots_dir: Path | None = None,
-                 emit: EventSink | None = None, cancel: threading.Event | None = None) -> Finished:
-    """``resonate process``: restore ``input_path`` into ``output`` in this process."""
+                 emit: EventSink | None = None, cancel: threading.Event | None = None,
+                 cache_dir: Path | None = None, use_cache: bool = True) -> Finished:
+    """``resonate process``: restore ``input_path`` into ``output`` in this process.
+
+    With ``use_cache`` the separated stems are kept in the stem cache
+    (``cache_dir``, default ``$RESONATE_CACHE_DIR`` or ``~/.cache/resonate``), so
+    re-processing the same file with other settings skips separation.
+    """
+    from .cache import StemCache
+
     outputs = OutputSpec(Path(output), stems_dir, report_path, plots_dir)
     check_outputs(outputs)
-    return run_job(FileSource(Path(input_path)), settings, outputs, emit=emit, cancel=cancel)
+    cache = StemCache(cache_dir) if use_cache else None
+    return run_job(FileSource(Path(input_path)), settings, outputs, emit=emit, cancel=cancel, cache=cache)
 
 
 def check_outputs(outputs: OutputSpec) -> None:
@@ -160,7 +169,7 @@ class _Writers:
 
 def run_job(source: FileSource | BlockSource, settings: Settings, outputs: OutputSpec, *,
             emit: EventSink | None = None, cancel: threading.Event | None = None,
-            pipeline_factory: PipelineFactory | None = None) -> Finished:
+            pipeline_factory: PipelineFactory | None = None, cache=None) -> Finished:
     """Run one job end to end; return :class:`Finished` (also emitted).
 
     Raises :class:`ResonateError` subclasses for bad input or settings; on any
@@ -183,6 +192,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         emit(Info(note, {"kind": "separator"}))
     description = dict(pipeline.description)
     emit(Info(f"separator: {description.get('separator')}", description))
+    cache_state = _attach_cache(pipeline, source, settings, cache, emit)
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
     writers = _Writers(workdir, outputs, settings, info.name)
@@ -231,6 +241,11 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                                                     source_rate=info.sample_rate)
         report = _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report,
                          pipeline, band, total, time.perf_counter() - t0, first_audio_s)
+        report["separation"]["cache"] = cache_state
+        if cache is not None:
+            from .cached_separation import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES
+
+            cache.enforce_limits(DEFAULT_MAX_BYTES, DEFAULT_MAX_AGE_DAYS)
         done = Finished(report=report, outputs=_outputs(outputs, writers))
         if outputs.plots_dir is not None:
             from .plots import write_plots
@@ -242,12 +257,30 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         return done
     except BaseException:
         writers.abort()
+        abort = getattr(getattr(pipeline, "separation", None), "abort", None)
+        if abort:
+            abort()
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         close = getattr(pipeline, "close", None)
         if close:
             close()
+
+
+def _attach_cache(pipeline, source, settings: Settings, cache, emit: EventSink) -> str | None:
+    """Route the pipeline's separation through the stem cache; returns ``hit``, ``miss`` or None."""
+    if cache is None or not isinstance(source, FileSource) or not isinstance(pipeline, LocalPipeline):
+        return None
+    from .cached_separation import CachedSeparation, RecordingSeparation, separation_key
+
+    key = separation_key(source.path, {**pipeline.description, "settings": settings.separation.__dict__})
+    if cache.has(key):
+        pipeline.separation = CachedSeparation(cache, key)
+        emit(Info("separated stems read from the cache (separation skipped)", {"cache": "hit", "key": key}))
+        return "hit"
+    pipeline.separation = RecordingSeparation(pipeline.separation, cache.writer(key, "separate", {"input": source.info.name}))
+    return "miss"
 
 
 def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: float, emit: EventSink,

@@ -25,6 +25,12 @@ from tests.demucs_fixtures import music_mix
 SR = 44100
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Each test gets its own stem cache (never the user's ~/.cache/resonate)."""
+    monkeypatch.setenv("RESONATE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def song(tmp_path_factory) -> Path:
     """7 s of music-like stereo at 48 kHz (so the decoder resamples)."""
@@ -194,3 +200,33 @@ def test_cli_process_exit_status_in_a_real_process(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error [") and "Traceback" not in r.stderr
+
+
+def test_second_run_reuses_cached_stems_with_identical_output(song, tmp_path, capsys):
+    a, b, c = tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"
+    assert main(["process", str(song), "-o", str(a), "-q", "--report", str(tmp_path / "ra.json")]) == 0
+    assert main(["process", str(song), "-o", str(b), "-q", "--report", str(tmp_path / "rb.json")]) == 0
+    ra, rb = (json.loads((tmp_path / n).read_text()) for n in ("ra.json", "rb.json"))
+    assert ra["separation"]["cache"] == "miss" and rb["separation"]["cache"] == "hit"
+    assert a.read_bytes() == b.read_bytes()  # cached stems are exact float32
+    # other mix settings: separation still comes from the cache, the result differs
+    assert main(["process", str(song), "-o", str(c), "-q", "--set", "mix.gains_db.vocals=6",
+                 "--report", str(tmp_path / "rc.json")]) == 0
+    assert json.loads((tmp_path / "rc.json").read_text())["separation"]["cache"] == "hit"
+    assert a.read_bytes() != c.read_bytes()
+    capsys.readouterr()
+    assert main(["cache", "ls"]) == 0
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(entries) == 1
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert main(["process", str(song), "-o", str(a), "-q", "--no-cache", "--report", str(tmp_path / "rd.json")]) == 0
+    assert json.loads((tmp_path / "rd.json").read_text())["separation"]["cache"] is None
+
+
+def test_failed_job_leaves_no_cache_entry(tmp_path, capsys):
+    bad = _bad(tmp_path, "nan.wav", _nan_wav)
+    assert main(["process", str(bad), "-o", str(tmp_path / "o.wav"), "-q"]) == 2
+    capsys.readouterr()
+    assert main(["cache", "ls"]) == 0
+    assert capsys.readouterr().out.strip() == ""
