@@ -78,7 +78,14 @@ class SeparationSettings:
 
 @dataclass
 class MasterSettings:
-    """Mastering targets: integrated loudness (LUFS) and true-peak ceiling (dBTP)."""
+    """Mastering targets.
+
+    target_lufs: integrated loudness of the final file, LUFS (-40..-5; -14 suits
+        streaming services).  The streamed preview rides towards it too.
+    ceiling_dbtp: true-peak ceiling, dBTP (-12..0), measured 4x oversampled.
+    limiter_lookahead_ms: look-ahead of the true-peak limiter, ms.
+    limiter_release_ms: release time of the limiter, ms.
+    """
 
     target_lufs: float = -14.0
     ceiling_dbtp: float = -1.0
@@ -94,8 +101,13 @@ class MasterSettings:
 
 @dataclass
 class ExportSettings:
-    """Output file: format (wav|flac|mp3), bit depth (16|24|32), sample rate
-    (44100, 48000 or ``keep`` = the input's rate)."""
+    """Output file.
+
+    format: ``wav``, ``flac`` or ``mp3`` (VBR ~250 kbit/s).
+    bit_depth: 16 or 24 (integer, TPDF-dithered) or 32 (float, WAV only);
+        ignored for MP3.
+    sample_rate: 44100, 48000 or ``keep`` (the input's rate).
+    """
 
     format: str = "wav"
     bit_depth: int = 24
