@@ -57,6 +57,13 @@ MAX_INT = 2**53  # largest counter/size accepted (exact in every language's doub
 
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STEM_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: a key of ``job_done.outputs`` (``master``, ``stem_vocals``, ``report`` ...)
+_OUTPUT_KIND_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: a bare file name: no folder separators, no control characters, not "." or ".."
+_FILENAME_RE = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$")
+
+#: default largest ``file_chunk.data`` the server sends (bytes)
+FILE_CHUNK_BYTES = 256 * 1024
 
 
 class ErrorCode:
@@ -85,6 +92,13 @@ class ErrorCode:
     SHUTTING_DOWN = "shutting_down"
     INTERNAL_ERROR = "internal_error"
     BACKEND_ERROR = "backend_error"
+    # downloads of a finished job's files (``fetch``)
+    UNKNOWN_OUTPUT = "unknown_output"
+    OUTPUT_NOT_READY = "output_not_ready"
+    OUTPUT_UNAVAILABLE = "output_unavailable"
+    BAD_RANGE = "bad_range"
+    TOO_MANY_FETCHES = "too_many_fetches"
+    # client side only (never on the wire)
     BAD_SEQUENCE = "bad_sequence"
     CONNECTION_LOST = "connection_lost"
 
@@ -625,6 +639,33 @@ class Ping(Message):
         return cls(data=_ping_data(f))
 
 
+@dataclass(frozen=True)
+class Fetch(Message):
+    """Download one output file of a finished job.
+
+    ``kind``: a key of that job's ``job_done.outputs`` (``master``,
+    ``stem_vocals``, ``report`` ...); ``offset``: first byte wanted (0 for the
+    whole file, the bytes already held to resume).  The server answers with
+    ``file_chunk`` messages from ``offset`` to the end of the file, or one
+    ``error`` carrying ``ref``.
+    """
+
+    TYPE: ClassVar[str] = "fetch"
+    job_id: str
+    kind: str
+    offset: int = 0
+    ref: Optional[str] = None
+
+    @classmethod
+    def _from_fields(cls, f: _Fields) -> "Fetch":
+        return cls(
+            job_id=f.str("job_id", pattern=_JOB_ID_RE),
+            kind=f.str("kind", max_len=64, pattern=_OUTPUT_KIND_RE),
+            offset=f.int("offset", required=False, default=0),
+            ref=f.str("ref", required=False, max_len=64, nullable=True),
+        )
+
+
 def _ping_data(f: _Fields) -> Union[int, str, None]:
     data = f.m.get("data")
     if data is None:
@@ -792,6 +833,52 @@ class JobDone(Message):
 
 
 @dataclass(frozen=True)
+class FileChunk(Message):
+    """A piece of an output file, answering ``fetch``.
+
+    ``data`` holds the bytes ``[offset, offset + len(data))`` of the file
+    (``size`` bytes in total); ``eof`` is true exactly when this piece ends
+    the file (``offset + len(data) == size``).  ``filename`` is a bare file
+    name (no folders) and ``mime`` its media type, both for saving it.
+    ``ref`` echoes the ``fetch``'s ``ref``.
+    """
+
+    TYPE: ClassVar[str] = "file_chunk"
+    job_id: str
+    kind: str
+    offset: int
+    data: bytes
+    size: int
+    eof: bool
+    filename: str
+    mime: str
+    ref: Optional[str] = None
+
+    @classmethod
+    def _from_fields(cls, f: _Fields) -> "FileChunk":
+        offset = f.int("offset")
+        size = f.int("size")
+        data = f.bytes("data", max_len=f.limits.max_frame_bytes)
+        eof = f.bool("eof")
+        end = offset + len(data)
+        if end > size:
+            raise f.fail("data", f"bytes {offset}..{end} run past the file's size of {size} bytes")
+        if eof != (end == size):
+            raise f.fail("eof", f"is {eof} but the piece ends at byte {end} of {size}")
+        return cls(
+            job_id=f.str("job_id", pattern=_JOB_ID_RE),
+            kind=f.str("kind", max_len=64, pattern=_OUTPUT_KIND_RE),
+            offset=offset,
+            data=data,
+            size=size,
+            eof=eof,
+            filename=f.str("filename", max_len=255, pattern=_FILENAME_RE),
+            mime=f.str("mime", max_len=128),
+            ref=f.str("ref", required=False, max_len=64, nullable=True),
+        )
+
+
+@dataclass(frozen=True)
 class Error(Message):
     """Something failed.  With ``job_id`` set the job has ended (failed or cancelled);
     ``fatal`` true means the server closes the connection after this message."""
@@ -834,14 +921,14 @@ class Pong(Message):
         return cls(data=_ping_data(f))
 
 
-ClientMessage = Union[Hello, StartJob, UploadChunk, UploadEnd, Cancel, Resume, Ack, Ping]
-ServerMessage = Union[Welcome, JobAccepted, Progress, Info, Audio, JobDone, Error, Pong]
+ClientMessage = Union[Hello, StartJob, UploadChunk, UploadEnd, Cancel, Resume, Ack, Ping, Fetch]
+ServerMessage = Union[Welcome, JobAccepted, Progress, Info, Audio, JobDone, FileChunk, Error, Pong]
 
 CLIENT_MESSAGES: dict[str, type[Message]] = {
-    c.TYPE: c for c in (Hello, StartJob, UploadChunk, UploadEnd, Cancel, Resume, Ack, Ping)
+    c.TYPE: c for c in (Hello, StartJob, UploadChunk, UploadEnd, Cancel, Resume, Ack, Ping, Fetch)
 }
 SERVER_MESSAGES: dict[str, type[Message]] = {
-    c.TYPE: c for c in (Welcome, JobAccepted, Progress, Info, Audio, JobDone, Error, Pong)
+    c.TYPE: c for c in (Welcome, JobAccepted, Progress, Info, Audio, JobDone, FileChunk, Error, Pong)
 }
 
 
