@@ -35,6 +35,9 @@ class OverviewAccumulator:
         freqs = np.fft.rfftfreq(N_FFT, 1.0 / sample_rate)
         edges = np.geomspace(30.0, sample_rate / 2, N_BANDS + 1)
         self.band_of_bin = np.clip(np.searchsorted(edges, freqs) - 1, 0, N_BANDS - 1)
+        self.bins_per_band = np.bincount(self.band_of_bin, minlength=N_BANDS)
+        self.band_centres = np.sqrt(edges[:-1] * edges[1:])
+        self.freqs = freqs
         self.band_edges = edges
         self.window = np.hanning(N_FFT).astype(np.float32)
         self.samples = 0
@@ -49,11 +52,18 @@ class OverviewAccumulator:
             seg = frame[: self.hop]
             self._cur_min = min(self._cur_min, float(seg.min()))
             self._cur_max = max(self._cur_max, float(seg.max()))
-            power = np.abs(np.fft.rfft(frame * self.window)) ** 2
-            self._cur_spec += np.bincount(self.band_of_bin, weights=power, minlength=N_BANDS)
+            self._cur_spec += self._band_power(np.abs(np.fft.rfft(frame * self.window)) ** 2)
             self._count_in_col += 1
             if self._count_in_col == self.frames_per_column:
                 self._close_column()
+
+    def _band_power(self, power: np.ndarray) -> np.ndarray:
+        """Mean power per log-frequency band; bands narrower than a bin are interpolated."""
+        sums = np.bincount(self.band_of_bin, weights=power, minlength=N_BANDS)
+        out = sums / np.maximum(self.bins_per_band, 1)
+        empty = self.bins_per_band == 0
+        out[empty] = np.interp(self.band_centres[empty], self.freqs, power)
+        return out
 
     def _close_column(self) -> None:
         self.mins.append(self._cur_min)

@@ -230,3 +230,23 @@ def test_failed_job_leaves_no_cache_entry(tmp_path, capsys):
     capsys.readouterr()
     assert main(["cache", "ls"]) == 0
     assert capsys.readouterr().out.strip() == ""
+
+
+def test_plots_are_written(song, tmp_path):
+    plots = tmp_path / "plots"
+    assert main(["process", str(song), "-o", str(tmp_path / "o.wav"), "-q", "--plots", str(plots)]) == 0
+    for name in ("waveform.png", "spectrogram.png"):
+        data = (plots / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_overview_memory_is_bounded_for_long_input():
+    from resonate_stream.plots import OverviewAccumulator
+
+    acc = OverviewAccumulator(max_columns=64)
+    block = music_mix(1.0)
+    for _ in range(200):  # 200 s of audio
+        acc.process(block)
+    ov = acc.result()
+    assert len(ov["min"]) < 64 and ov["spec_db"].shape[1] < 64
+    assert ov["duration_s"] == pytest.approx(200.0)

@@ -269,7 +269,9 @@ class RunnerBackend:
       ``export.format`` / ``bit_depth`` / ``sample_rate``;
     * ``outputs``: ``OutputSpec`` inside ``spec.out_dir``: the master
       ``<name>.restored.<format>``, ``report.json``, stem files under
-      ``stems/`` when ``stem_files`` is true, ``stream_stems`` = ``send_stems``;
+      ``stems/`` when ``stem_files`` is true or the job asked for stems
+      (``send_stems``: a client that listens to the stems can also download
+      them), ``stream_stems`` = ``send_stems``;
     * ``emit``, ``cancel`` unchanged; ``pipeline_factory`` as given here
       (None: the runner's in-process pipeline; pass the Ray pipeline factory
       for ``resonate serve`` on a cluster).
@@ -345,7 +347,7 @@ class RunnerBackend:
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:100].strip("._") or "upload"
         return OutputSpec(
             master=spec.out_dir / f"{stem}.restored.{fmt}",
-            stems_dir=spec.out_dir / "stems" if self.stem_files else None,
+            stems_dir=spec.out_dir / "stems" if (self.stem_files or spec.send_stems) else None,
             report=spec.out_dir / "report.json",
             stream_stems=spec.send_stems,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
@@ -98,13 +99,9 @@ def resolve_output(
         raise P.ProtocolError(
             f"output {kind!r} of job {job_id} is gone from the server's disk", code=E.OUTPUT_UNAVAILABLE, ref=ref
         ) from None
-    import stat as _stat
-
-    if not _stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         raise unavailable
-    name = real.name
-    if not P._FILENAME_RE.match(name):
-        name = f"{kind}{real.suffix if P._FILENAME_RE.match(real.suffix or 'x') else ''}"
+    name = real.name if P.is_bare_filename(real.name) else f"{kind}.bin"
     return OutputFile(job_id=job_id, kind=kind, path=real, size=int(st.st_size), filename=name,
                       mime=mime_for(real.name))
 

@@ -62,6 +62,12 @@ _OUTPUT_KIND_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 #: a bare file name: no folder separators, no control characters, not "." or ".."
 _FILENAME_RE = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$")
 
+
+def is_bare_filename(name: str) -> bool:
+    """True for a file name a client may save under as is (no folders, no control characters)."""
+    return isinstance(name, str) and bool(_FILENAME_RE.match(name))
+
+
 #: default largest ``file_chunk.data`` the server sends (bytes)
 FILE_CHUNK_BYTES = 256 * 1024
 
@@ -98,6 +104,7 @@ class ErrorCode:
     OUTPUT_UNAVAILABLE = "output_unavailable"
     BAD_RANGE = "bad_range"
     TOO_MANY_FETCHES = "too_many_fetches"
+    TOO_LARGE_FOR_HTTP = "too_large_for_http"  # HTTP download route only
     # client side only (never on the wire)
     BAD_SEQUENCE = "bad_sequence"
     CONNECTION_LOST = "connection_lost"

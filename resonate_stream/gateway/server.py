@@ -5,6 +5,9 @@ One port serves:
 * ``ws://HOST:PORT/ws``: the msgpack protocol of :mod:`.protocol` (see
   ``docs/protocol.md``);
 * ``GET /health``: a small JSON status document;
+* ``GET /presets``: the processing presets (JSON), when the server was given them;
+* ``GET /jobs/<job_id>/<kind>``: a finished job's output file (up to
+  ``http_download_max_bytes``; larger files through the websocket ``fetch``);
 * ``GET /`` and other paths: static files from ``web_root`` (the browser page).
 
 Design points:
@@ -18,6 +21,9 @@ Design points:
   bounded (``data_slots`` frames); the websocket's write buffer pushes back
   on it, so the server never buffers a whole concert for a slow client.
 * Uploads are spooled to disk too (:class:`~.jobs.UploadSource`).
+* ``fetch`` streams a finished job's file in ``file_chunk`` messages read
+  from disk one at a time through the same bounded outbox, so a 1.5 GB master
+  costs a few chunks of memory however slowly the client reads.
 * A bad frame or upload fails only that request or job; other jobs and
   connections carry on.  Jobs outlive their connection (for ``job_ttl_s``
   seconds after they end) so a client can come back and resume.
@@ -42,7 +48,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
@@ -55,13 +61,16 @@ from resonate_stream.events import AudioChunk, Finished, Info, Progress
 
 from . import protocol as P
 from .jobs import JobBackend, JobCancelled, JobSpec, PathSource, RunnerBackend, UploadSource
+from .outputs import OutputFile, check_range, resolve_output
 from .spool import AudioSpool
 
 log = logging.getLogger("resonate.gateway")
 
 SERVER_NAME = "resonate-gateway/0.1"
 WS_PATH = "/ws"
-FEATURES = ("resume", "ack", "stems", "upload", "path_input")
+FEATURES = ("resume", "ack", "stems", "upload", "path_input", "fetch", "http_download")
+#: ``fetch`` downloads one connection may run at once
+MAX_FETCHES_PER_CONNECTION = 8
 
 
 def is_loopback_host(host: Optional[str]) -> bool:
@@ -361,6 +370,7 @@ class _Connection:
         self.hello: Optional[P.Hello] = None
         self.errors = 0
         self.http_authorized = bool(getattr(ws, "resonate_http_authorized", False))
+        self.fetches: dict[tuple[str, str], asyncio.Task] = {}
 
     # ---- sending ------------------------------------------------------------
     def send(self, msg: P.Message) -> None:
@@ -494,6 +504,66 @@ class _Connection:
             srv.upload_chunk(srv.get_job(msg.job_id), msg)
         elif isinstance(msg, P.UploadEnd):
             srv.upload_end(srv.get_job(msg.job_id), msg)
+        elif isinstance(msg, P.Fetch):
+            self._start_fetch(msg)
+
+    # ---- downloads ----------------------------------------------------------------
+    def _start_fetch(self, msg: P.Fetch) -> None:
+        """Check a ``fetch`` and start sending the file; errors carry the fetch's ``ref``."""
+        srv = self.server
+        try:
+            out = srv.output_file(msg.job_id, msg.kind, ref=msg.ref)
+        except P.ProtocolError as exc:
+            exc.ref = msg.ref
+            raise
+        check_range(out, msg.offset, ref=msg.ref)
+        key = (msg.job_id, msg.kind)
+        old = self.fetches.pop(key, None)
+        if old is not None:  # a new fetch of the same file replaces the old one (resume)
+            old.cancel()
+        self.fetches = {k: t for k, t in self.fetches.items() if not t.done()}
+        if len(self.fetches) >= MAX_FETCHES_PER_CONNECTION:
+            raise P.ProtocolError(
+                f"at most {MAX_FETCHES_PER_CONNECTION} downloads at once per connection; wait for one to end",
+                code=P.ErrorCode.TOO_MANY_FETCHES, ref=msg.ref,
+            )
+        task = asyncio.create_task(self._send_file(out, msg.offset, msg.ref), name=f"fetch-{msg.job_id[:8]}")
+        self.fetches[key] = task
+
+    async def _send_file(self, out: OutputFile, offset: int, ref: Optional[str]) -> None:
+        """Send ``out`` from byte ``offset`` in ``file_chunk`` messages (one chunk in memory at a time
+        per waiting slot); stop with ``output_unavailable`` if the file changes underneath."""
+        step = self.server.file_chunk_bytes
+        pos = offset
+        try:
+            fd = os.open(out.path, os.O_RDONLY)
+        except OSError:
+            self.send_error(P.ProtocolError(f"cannot open {out.filename}", code=P.ErrorCode.OUTPUT_UNAVAILABLE),
+                            ref=ref)
+            return
+        try:
+            while True:
+                n = min(step, out.size - pos)
+                data = await asyncio.to_thread(os.pread, fd, n, pos) if n else b""
+                if len(data) != n or os.fstat(fd).st_size != out.size:
+                    self.send_error(
+                        P.ProtocolError(f"{out.filename} changed on the server while it was sent; fetch it again",
+                                        code=P.ErrorCode.OUTPUT_UNAVAILABLE),
+                        ref=ref,
+                    )
+                    return
+                end = pos + n
+                await self.outbox.put_data(P.encode(P.FileChunk(
+                    job_id=out.job_id, kind=out.kind, offset=pos, data=data, size=out.size,
+                    eof=end == out.size, filename=out.filename, mime=out.mime, ref=ref,
+                )))
+                pos = end
+                if pos >= out.size:
+                    return
+        except _Gone:
+            pass
+        finally:
+            os.close(fd)
 
     # ---- following jobs ----------------------------------------------------------
     def _subscribe(self, job: _Job, from_seq: int) -> None:
@@ -542,7 +612,7 @@ class _Connection:
                 del self.subs[job.id]
 
     async def shutdown(self) -> None:
-        tasks = [s.task for s in self.subs.values() if s.task is not None]
+        tasks = [s.task for s in self.subs.values() if s.task is not None] + list(self.fetches.values())
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -589,6 +659,16 @@ class GatewayServer:
         Extra browser ``Origin`` values accepted besides same-origin pages.
     data_slots:
         Job-output frames queued per connection before the job's pump waits.
+    file_chunk_bytes:
+        Largest ``file_chunk.data`` sent for ``fetch`` (bytes; also kept 1 KiB
+        under ``limits.max_frame_bytes``).
+    http_download_max_bytes:
+        Largest file ``GET /jobs/<job_id>/<kind>`` sends (bytes; the whole body
+        is read into memory); larger files answer 413 and are fetched over
+        the websocket.
+    presets:
+        JSON-able map served at ``GET /presets`` (the page shows preset values),
+        or None (404).
     """
 
     def __init__(
@@ -610,6 +690,9 @@ class GatewayServer:
         max_protocol_errors: int = 32,
         data_slots: int = 8,
         ping_interval_s: Optional[float] = 20.0,
+        file_chunk_bytes: int = P.FILE_CHUNK_BYTES,
+        http_download_max_bytes: int = 64 * P.MiB,
+        presets: Optional[Mapping[str, Any]] = None,
     ):
         if token is not None and (not isinstance(token, str) or len(token) < 8):
             raise SettingsError("the gateway token must be a string of at least 8 characters")
@@ -639,6 +722,9 @@ class GatewayServer:
         self.max_protocol_errors = int(max_protocol_errors)
         self.data_slots = int(data_slots)
         self.ping_interval_s = ping_interval_s
+        self.file_chunk_bytes = max(1, min(int(file_chunk_bytes), self.limits.max_frame_bytes - 1024))
+        self.http_download_max_bytes = int(http_download_max_bytes)
+        self._presets_body = json.dumps(_jsonable(dict(presets))).encode() if presets is not None else None
         self.jobs: dict[str, _Job] = {}
         self._connections: set[_Connection] = set()
         self._server = None
@@ -734,31 +820,65 @@ class GatewayServer:
         return sum(1 for j in self.jobs.values() if not j.worker_done)
 
     # ---- HTTP side ----------------------------------------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request) -> Optional[Response]:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Optional[Response]:
         path, _, query = request.path.partition("?")
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if not upgrade:
             if path == "/health":
                 return self._health(connection)
+            if path == "/presets":
+                if self._presets_body is None:
+                    return connection.respond(404, "this server has no presets to show\n")
+                return _http_response(200, self._presets_body, "application/json")
+            if path.startswith("/jobs/"):
+                return await self._http_download(connection, request, path, query)
             return self._static(connection, path)
         if path != WS_PATH:
             return connection.respond(404, f"the websocket endpoint is {WS_PATH}\n")
         origin = request.headers.get("Origin")
         if origin is not None and not self._origin_ok(origin, request.headers.get("Host", "")):
             return connection.respond(403, "cross-origin websocket connections are not allowed\n")
-        supplied = None
-        auth = request.headers.get("Authorization", "")
-        if auth.lower().startswith("bearer "):
-            supplied = auth[7:].strip()
-        else:
-            q = urllib.parse.parse_qs(query).get("token")
-            if q:
-                supplied = q[0]
+        supplied = _supplied_token(request, query)
         if supplied is not None and self.token is not None:
             if not hmac.compare_digest(supplied.encode(), self.token.encode()):
                 return connection.respond(401, "wrong token\n")
             connection.resonate_http_authorized = True  # type: ignore[attr-defined]
         return None
+
+    async def _http_download(self, connection: ServerConnection, request: Request, path: str,
+                             query: str) -> Response:
+        """``GET /jobs/<job_id>/<kind>``: a finished job's output file as an attachment."""
+        if self.token is not None:
+            supplied = _supplied_token(request, query)
+            if supplied is None or not hmac.compare_digest(supplied.encode(), self.token.encode()):
+                return _http_error(401, P.ErrorCode.UNAUTHORIZED, "this server needs ?token=<token> on downloads")
+        parts = path.split("/")
+        if len(parts) != 4 or not parts[2] or not parts[3]:
+            return _http_error(404, P.ErrorCode.UNKNOWN_OUTPUT, "downloads are at /jobs/<job_id>/<kind>")
+        job_id, kind = (urllib.parse.unquote(x) for x in parts[2:4])
+        try:
+            P.decode_client_message(P.encode(P.Fetch(job_id=job_id, kind=kind)), self.limits)  # same checks as fetch
+            out = self.output_file(job_id, kind)
+        except P.ProtocolError as exc:
+            status = {P.ErrorCode.OUTPUT_NOT_READY: 409, P.ErrorCode.BAD_FIELD: 404}.get(exc.code, 404)
+            code = P.ErrorCode.UNKNOWN_OUTPUT if exc.code == P.ErrorCode.BAD_FIELD else exc.code
+            return _http_error(status, code, exc.message)
+        if out.size > self.http_download_max_bytes:
+            return _http_error(
+                413, P.ErrorCode.TOO_LARGE_FOR_HTTP,
+                f"{out.filename} is {out.size} bytes, more than this route sends "
+                f"({self.http_download_max_bytes}); download it with the websocket 'fetch' message "
+                "(the web page and the Python client do this)",
+            )
+        try:
+            body = await asyncio.to_thread(out.path.read_bytes)
+        except OSError:
+            return _http_error(404, P.ErrorCode.OUTPUT_UNAVAILABLE, f"{out.filename} is gone from the server")
+        quoted = urllib.parse.quote(out.filename)
+        ascii_name = re.sub(r'[^A-Za-z0-9._ ()-]', "_", out.filename)
+        return _http_response(200, body, out.mime, extra=[
+            ("Content-Disposition", f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"),
+        ])
 
     def _origin_ok(self, origin: str, host: str) -> bool:
         if origin in self.allowed_origins:
@@ -826,6 +946,16 @@ class GatewayServer:
                 job_id=job_id,
             )
         return job
+
+    def output_file(self, job_id: str, kind: str, ref: Optional[str] = None) -> OutputFile:
+        """Output ``kind`` of job ``job_id`` if it may be downloaded (see :mod:`.outputs`).
+
+        Raises ``ProtocolError``: ``unknown_job`` (with the ``job_id``),
+        ``output_not_ready``, ``unknown_output`` or ``output_unavailable``.
+        """
+        job = self.get_job(job_id)
+        outputs = job.finished.outputs if job.finished is not None else {}
+        return resolve_output(job.id, kind, state=job.state, outputs=outputs, job_dir=job.spec.out_dir, ref=ref)
 
     def resolve_input_path(self, raw: str) -> Path:
         """Resolve a ``path`` input and confine it to :attr:`allowed_roots`.
@@ -1013,7 +1143,8 @@ class GatewayServer:
         job.upload.end()
 
 
-def _http_response(status: int, body: bytes, content_type: str) -> Response:
+def _http_response(status: int, body: bytes, content_type: str,
+                   extra: Optional[list[tuple[str, str]]] = None) -> Response:
     import http
 
     st = http.HTTPStatus(status)
@@ -1025,9 +1156,24 @@ def _http_response(status: int, body: bytes, content_type: str) -> Response:
             ("Content-Type", content_type),
             ("Cache-Control", "no-cache"),
             ("X-Content-Type-Options", "nosniff"),
+            *(extra or []),
         ]
     )
     return Response(st.value, st.phrase, headers, body)
+
+
+def _http_error(status: int, code: str, message: str) -> Response:
+    """A plain-text HTTP error: ``error [code]: message``."""
+    return _http_response(status, f"error [{code}]: {message}\n".encode(), "text/plain; charset=utf-8")
+
+
+def _supplied_token(request: Request, query: str) -> Optional[str]:
+    """The token a request carries: ``Authorization: Bearer`` header, else ``?token=``."""
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    q = urllib.parse.parse_qs(query).get("token")
+    return q[0] if q else None
 
 
 def run_gateway(**kwargs: Any) -> None:
