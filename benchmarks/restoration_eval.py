@@ -189,7 +189,7 @@ def build_settings(args):
 
 
 def run_clip(name: str, path: Path | None, index: int, args, settings, workdir: Path) -> dict:
-    from benchmarks.restoration_metrics import score
+    from benchmarks.restoration_metrics import align, score, third_octave_levels
     from resonate_stream.runner import process_file
 
     full = load_clean(path)
@@ -207,9 +207,14 @@ def run_clip(name: str, path: Path | None, index: int, args, settings, workdir: 
     s_in = score(clean, degraded, SR)
     s_out = score(clean, restored, SR)
     rep = done.report
+    bands = {"centres_hz": third_octave_levels(clean, SR)[0].tolist()}
+    for side, x in (("clean", clean), ("input", degraded), ("output", restored)):
+        lv = third_octave_levels(align(clean, x)[1] if side != "clean" else clean, SR)[1]
+        bands[side] = (lv - np.median(lv)).tolist()
     return {
         "clip": name, "source": str(path) if path else "filosax mixture", "seconds": clean.shape[1] / SR,
         "degradation": asdict(d), "input": s_in, "output": s_out, "master": master_checks(restored),
+        "bands_db": bands, "mix_gains_db": rep.get("mix_gains_db"),
         "band_limits_hz": rep.get("band_limits_hz"), "separator": rep["separation"].get("separator"),
         "wall_s": wall, "realtime_factor": clean.shape[1] / SR / wall,
     }

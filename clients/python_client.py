@@ -18,6 +18,11 @@ or, to write the processed stream to a file progressively and survive a
 dropped connection::
 
     result = await stream_to_file(client, job, "gig-restored.wav")
+
+and, once the job is done, to download its exact final master (resumes by
+byte offset after a dropped connection)::
+
+    await client.download(job, "master", "gig-restored.wav")
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ from resonate_stream.gateway.protocol import Error, Info, JobDone, Progress, Pro
 __all__ = [
     "AudioBlock",
     "ConnectionLost",
+    "DownloadResult",
     "Error",
     "Info",
     "JobDone",
@@ -52,6 +58,7 @@ __all__ = [
     "ProtocolError",
     "ResonateClient",
     "StreamResult",
+    "partial_path",
     "process_file",
     "stream_to_file",
 ]
@@ -99,8 +106,9 @@ class AudioBlock:
 Event = Union[AudioBlock, Progress, Info, JobDone, Error]
 
 
-class _JobStream:
-    """Events of one job received but not yet consumed (bounded by ``high_water``)."""
+class _Inbox:
+    """Messages received but not yet consumed, at most ``high_water`` of them: when full,
+    the connection's reader waits, so TCP pushes back on the server."""
 
     def __init__(self, high_water: int = 256):
         self.items: collections.deque = collections.deque()
@@ -108,9 +116,7 @@ class _JobStream:
         self.changed = asyncio.Event()
         self.space = asyncio.Event()
         self.space.set()
-        self.next_seq = 0  # next audio seq expected from the wire
         self.lost = False
-        self.ended = False  # the terminal event was received
 
     async def put(self, item: Any) -> None:
         while len(self.items) >= self.high_water and not self.lost:
@@ -138,6 +144,32 @@ class _JobStream:
         if len(self.items) < self.high_water:
             self.space.set()
         return item
+
+
+class _JobStream(_Inbox):
+    """Events of one job received but not yet consumed."""
+
+    def __init__(self, high_water: int = 256):
+        super().__init__(high_water)
+        self.next_seq = 0  # next audio seq expected from the wire
+        self.ended = False  # the terminal event was received
+
+
+@dataclass
+class DownloadResult:
+    """What :meth:`ResonateClient.download` wrote.
+
+    ``size``: bytes; ``filename`` / ``mime``: as the server named the file;
+    ``reconnects``: dropped connections survived; ``resumed_from``: the byte
+    offsets the download went on from after each of them.
+    """
+
+    path: Path
+    size: int
+    filename: str
+    mime: str
+    reconnects: int
+    resumed_from: list
 
 
 class ResonateClient:
@@ -182,6 +214,7 @@ class ResonateClient:
         self._pending_resumes: dict[str, asyncio.Future] = {}
         self._pongs: dict[Any, asyncio.Future] = {}
         self._streams: dict[str, _JobStream] = {}
+        self._fetches: dict[str, _Inbox] = {}  # fetch ref -> its file_chunk / error messages
         self._uploads: dict[str, asyncio.Task] = {}
         self._started_at: dict[str, float] = {}
         self._refs = itertools.count(1)
@@ -315,6 +348,8 @@ class ResonateClient:
             for s in self._streams.values():
                 if not s.ended:
                     s.mark_lost()
+            for q in self._fetches.values():
+                q.mark_lost()
             futs = [self._welcome_fut, *self._pending_refs.values(), *self._pending_resumes.values(),
                     *self._pongs.values()]
             for fut in futs:
@@ -336,6 +371,12 @@ class ResonateClient:
                 fut = self._pending_resumes.pop(msg.job_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
+        elif isinstance(msg, P.FileChunk):
+            q = self._fetches.get(msg.ref) if msg.ref is not None else None
+            if q is not None:  # else: the rest of a fetch given up on
+                await q.put(msg)
+        elif isinstance(msg, P.Error) and msg.ref is not None and msg.ref in self._fetches:
+            self._fetches[msg.ref].put_nowait(msg)  # a failed fetch (the job itself is not over)
         elif isinstance(msg, P.Error):
             self._on_error(msg)
             if msg.job_id is not None:
@@ -533,6 +574,87 @@ class ResonateClient:
         await asyncio.wait_for(fut, self.request_timeout)
         return from_seq
 
+    async def download(
+        self,
+        job_id: str,
+        kind: str,
+        path: os.PathLike | str,
+        *,
+        max_reconnects: int = 5,
+        chunk_timeout: Optional[float] = 60.0,
+        on_progress: Optional[Any] = None,
+    ) -> DownloadResult:
+        """Download output ``kind`` (a key of ``job_done.outputs``: ``master``,
+        ``stem_vocals``, ``report`` ...) of a finished job to ``path``.
+
+        Sends ``fetch`` and writes the ``file_chunk`` pieces to a hidden temp
+        file beside ``path``, renamed to ``path`` once complete (nothing
+        half-written under ``path``; an existing file is replaced only then).
+        When the connection drops it reconnects (up to ``max_reconnects``
+        times) and fetches again from the byte offset it has, so no byte is
+        sent twice.  ``on_progress(bytes_done, size)`` is called after each
+        piece; ``chunk_timeout``: seconds to wait for any one piece.
+        Raises ``ProtocolError`` with the server's code (``unknown_job``,
+        ``unknown_output``, ``output_not_ready``, ...).
+        """
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.part")
+        done = 0
+        size: Optional[int] = None
+        filename = mime = ""
+        reconnects = 0
+        resumed_from: list[int] = []
+        fh = open(tmp, "wb")
+        try:
+            while True:
+                ref = f"f{next(self._refs)}"
+                inbox = self._fetches[ref] = _Inbox(high_water=16)
+                try:
+                    await self.connect()
+                    await self._send(P.Fetch(job_id=job_id, kind=kind, offset=done, ref=ref))
+                    while True:
+                        get = inbox.get()
+                        item = await (asyncio.wait_for(get, chunk_timeout) if chunk_timeout else get)
+                        if isinstance(item, Error):
+                            raise item.to_exception()
+                        if item.offset != done or (size is not None and item.size != size):
+                            raise ProtocolError(
+                                f"file_chunk at byte {item.offset} of {item.size}, expected byte {done}"
+                                + (f" of {size}" if size is not None else ""),
+                                code=P.ErrorCode.BAD_SEQUENCE, job_id=job_id,
+                            )
+                        size, filename, mime = item.size, item.filename, item.mime
+                        if item.data:
+                            await asyncio.to_thread(fh.write, item.data)
+                        done += len(item.data)
+                        if on_progress is not None:
+                            on_progress(done, size)
+                        if item.eof:
+                            break
+                    break
+                except ConnectionLost:
+                    if reconnects >= max_reconnects:
+                        raise
+                    reconnects += 1
+                    resumed_from.append(done)
+                    log.info("connection lost during download of %s/%s at byte %d; reconnecting (%d)",
+                             job_id, kind, done, reconnects)
+                    await self.reconnect()
+                finally:
+                    self._fetches.pop(ref, None)
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            os.replace(tmp, path)
+        finally:
+            if not fh.closed:
+                fh.close()
+            if tmp.exists():
+                tmp.unlink()
+        assert size is not None
+        return DownloadResult(path=path, size=size, filename=filename, mime=mime, reconnects=reconnects,
+                              resumed_from=resumed_from)
+
     async def ping(self) -> float:
         """Round-trip time to the server in seconds."""
         token = next(self._refs)
@@ -613,6 +735,14 @@ class StreamResult:
     done: JobDone
 
 
+def partial_path(path: os.PathLike | str) -> Path:
+    """Where :func:`stream_to_file` writes ``path`` while the job streams: a hidden file
+    beside it with the same extension (``gig.wav`` -> ``.gig.part.wav``), growing as blocks
+    arrive and renamed to ``path`` when the job is done."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.part{path.suffix}")  # same extension: soundfile picks the format
+
+
 async def stream_to_file(
     client: ResonateClient,
     job_id: str,
@@ -640,7 +770,7 @@ async def stream_to_file(
     import soundfile as sf
 
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")  # same extension: soundfile picks the format
+    tmp = partial_path(path)
     t_ref = client.started_at(job_id) or time.monotonic()
     writer = None
     frames = blocks = reconnects = 0
@@ -665,6 +795,7 @@ async def stream_to_file(
                             st = subtype or ("FLOAT" if path.suffix.lower() in (".wav", ".w64") else "PCM_24")
                             writer = sf.SoundFile(tmp, "w", samplerate=sr, channels=ch, subtype=st)
                         writer.write(ev.audio.T)
+                        writer.flush()  # header updated: the growing file is playable as it is
                         frames += ev.frames
                         blocks += 1
                     elif isinstance(ev, JobDone):

@@ -91,12 +91,21 @@ def check_outputs(outputs: OutputSpec) -> None:
         check_writable(outputs.report)
 
 
-def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float]) -> StageConfigs:
+def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float],
+                        input_metrics: dict | None = None) -> tuple[StageConfigs, dict | None]:
+    """Engine configs of the in-order stages, adapted to ``input_metrics`` when
+    ``settings.adaptive`` (returns the strategy report, or None)."""
+    from .strategy import adapt
+
     m = settings.master
-    return StageConfigs(enhance=settings.enhance_config(), restore=settings.restore_config(),
-                        mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
-                        lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
-                        band_limits_hz=band_limits_hz)
+    enhance, restore, strategy = settings.enhance_config(), settings.restore_config(), None
+    if settings.adaptive and input_metrics is not None:
+        enhance, restore, strategy = adapt(enhance, restore, input_metrics)
+    cfg = StageConfigs(enhance=enhance, restore=restore,
+                       mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
+                       lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
+                       band_limits_hz=band_limits_hz)
+    return cfg, strategy
 
 
 def build_separator_for(settings: Settings):
@@ -126,6 +135,42 @@ def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
         det.process(b)
     low, high = det.limits()
     return float(low), float(high)
+
+
+class _StemQueue:
+    """Enhanced stems waiting for the streamed preview to catch up.
+
+    The stems come out of the pipeline with the unmastered mix; the preview
+    master's look-ahead makes the preview lag them by a few milliseconds (all
+    are aligned to the input's samples).  ``push`` stems as they come, ``pop(n)``
+    exactly the ``n`` samples of each preview block; only that lag is held.
+    """
+
+    def __init__(self):
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self.available = 0  # samples per stem waiting
+
+    def push(self, stems: dict) -> None:
+        lengths = {v.shape[1] for v in stems.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"stems of different lengths {sorted(lengths)}")
+        for k, v in stems.items():
+            self._parts.setdefault(k, []).append(v)
+        self.available += lengths.pop()
+
+    def pop(self, n: int) -> dict | None:
+        """``n`` samples of every stem ((channels, n) arrays), or None when none are queued."""
+        if not self._parts:
+            return None
+        if n > self.available:
+            raise ValueError(f"preview block of {n} samples, only {self.available} stem samples queued")
+        out = {}
+        for k, parts in self._parts.items():
+            cat = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            out[k] = cat[:, :n]
+            self._parts[k] = [cat[:, n:]] if cat.shape[1] > n else []
+        self.available -= n
+        return out
 
 
 class _Writers:
@@ -185,7 +230,14 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
 
     head, blocks = _read_ahead(iter(source.blocks()), BAND_DETECT_SECONDS)
     band = detect_band_limits(head)
-    cfg = build_stage_configs(settings, band)
+    analyzer_in = AudioAnalyzer(SAMPLE_RATE)
+    for b in head:  # measured once here; the loop below skips these blocks
+        analyzer_in.process(b)
+    analysis = _input_analysis(analyzer_in, band, total)
+    emit(Info(_describe_analysis(analysis), analysis))
+    cfg, strategy = build_stage_configs(settings, band, analysis["metrics"])
+    for note in (strategy or {}).get("notes", []):
+        emit(Info(f"strategy: {note}", {"kind": "strategy"}))
     pipeline = factory(settings, cfg)
     notes = list(getattr(pipeline, "notes", []))
     for note in notes:
@@ -196,21 +248,24 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
     writers = _Writers(workdir, outputs, settings, info.name)
-    analyzer_in = AudioAnalyzer(SAMPLE_RATE)
     seq = 0
     offset = 0
     consumed = 0
     produced = 0
     first_audio_s = None
 
+    stem_queue = _StemQueue() if outputs.stream_stems else None
+
     def handle(processed) -> None:
         nonlocal seq, offset, produced, first_audio_s
         for pb in processed:
             writers.write(pb.mix, pb.stems)
             produced += pb.mix.shape[1]
+            if stem_queue is not None and pb.stems:
+                stem_queue.push(pb.stems)
             n = pb.preview.shape[1]
             if n:
-                stems = {k: v for k, v in pb.stems.items()} if outputs.stream_stems and pb.stems else None
+                stems = stem_queue.pop(n) if stem_queue is not None else None
                 emit(AudioChunk(seq=seq, offset=offset, sample_rate=SAMPLE_RATE, audio=pb.preview, stems=stems))
                 if first_audio_s is None:
                     first_audio_s = time.perf_counter() - t0
@@ -218,10 +273,11 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                 offset += n
 
     try:
-        for block in blocks:
+        for i, block in enumerate(blocks):
             if cancel is not None and cancel.is_set():
                 raise JobCancelled("job cancelled")
-            analyzer_in.process(block)
+            if i >= len(head):
+                analyzer_in.process(block)
             consumed += block.shape[1]
             handle(pipeline.feed(block))
             emit(Progress("input", consumed / SAMPLE_RATE, total))
@@ -242,6 +298,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         report = _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report,
                          pipeline, band, total, time.perf_counter() - t0, first_audio_s)
         report["separation"]["cache"] = cache_state
+        report["strategy"] = strategy
         if cache is not None:
             from .cached_separation import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES
 
@@ -281,6 +338,26 @@ def _attach_cache(pipeline, source, settings: Settings, cache, emit: EventSink) 
         return "hit"
     pipeline.separation = RecordingSeparation(pipeline.separation, cache.writer(key, "separate", {"input": source.info.name}))
     return "miss"
+
+
+def _input_analysis(analyzer, band: tuple[float, float], total_s: float | None) -> dict:
+    """``Info.data`` of the early input analysis (kind ``input_analysis``): metrics of the
+    input read so far, the detected band limits (Hz) and the whole duration (s) if known."""
+    metrics = analyzer.result().to_dict()
+    analysed = float(metrics["duration_s"])
+    return {"kind": "input_analysis", "partial": total_s is None or analysed < float(total_s) - 1e-3,
+            "analysed_s": analysed, "duration_s": total_s, "band_limits_hz": list(band), "metrics": metrics}
+
+
+def _describe_analysis(a: dict) -> str:
+    """One line for people: ``input: 25.0 s, SNR 14.2 dB, -22.9 LUFS, band 120-7900 Hz (first 10.0 s)``."""
+    m = a["metrics"]
+    fmt = lambda v, spec, unit: "?" if v is None else f"{v:{spec}}{unit}"  # noqa: E731
+    dur = a["duration_s"] if a["duration_s"] is not None else None
+    text = (f"input: {fmt(dur, '.1f', ' s')}, SNR {fmt(m.get('snr_db'), '.1f', ' dB')}, "
+            f"{fmt(m.get('integrated_lufs'), '.1f', ' LUFS')}, band {fmt(m.get('bandwidth_low_hz'), '.0f', '')}-"
+            f"{fmt(m.get('bandwidth_high_hz'), '.0f', ' Hz')}")
+    return text + (f" (first {a['analysed_s']:.1f} s)" if a["partial"] else "")
 
 
 def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: float, emit: EventSink,

@@ -60,9 +60,17 @@ def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | No
         factory = SeparatorPools(workers).factory
     out = Path(output_dir) if output_dir else default_output_dir()
     out.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("presets", preset_catalogue())
     return GatewayServer(host, port, token=token, backend=RunnerBackend(pipeline_factory=factory),
                          allowed_roots=allow or [], web_root=WEB_ROOT if WEB_ROOT.is_dir() else None,
                          output_dir=out, **kwargs)
+
+
+def preset_catalogue() -> dict:
+    """What ``GET /presets`` serves: ``{"default": name, "presets": {name: full settings}}``."""
+    from .settings import DEFAULT_PRESET, PRESETS, Settings
+
+    return {"default": DEFAULT_PRESET, "presets": {n: Settings.from_preset(n).to_dict() for n in PRESETS}}
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,

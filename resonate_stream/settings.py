@@ -10,6 +10,8 @@ file to the in-process runner or the Ray actors.  Sections:
 ``mix``         stem levels (``engine.mix.MixConfig``)
 ``master``      loudness target and true-peak ceiling (:class:`MasterSettings`)
 ``export``      output file format (:class:`ExportSettings`)
+``adaptive``    adapt the enhancement to the input's measured SNR (see
+                ``resonate_stream.strategy``); false keeps the preset exactly
 """
 from __future__ import annotations
 
@@ -135,6 +137,7 @@ class Settings:
     mix: dict = field(default_factory=dict)
     master: MasterSettings = field(default_factory=MasterSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    adaptive: bool = True
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -160,7 +163,10 @@ class Settings:
             mix=dict(data.get("mix") or {}),
             master=_from_mapping(MasterSettings, data.get("master") or {}, "master"),
             export=_from_mapping(ExportSettings, data.get("export") or {}, "export"),
+            adaptive=data.get("adaptive", True),
         )
+        if not isinstance(s.adaptive, bool):
+            raise SettingsError("adaptive must be true or false")
         s.validate()
         return s
 

@@ -180,7 +180,7 @@ def test_bad_settings_are_named(song, tmp_path, capsys):
 
 def test_demucs_without_weights_says_how_to_get_them(song, tmp_path, capsys):
     rc = main(["process", str(song), "-o", str(tmp_path / "o.wav"), "--separator", "demucs",
-               "--model-repo", str(tmp_path)])
+               "--model-repo", str(tmp_path), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error [model_unavailable]")
     assert "--separator dsp" in err or "model-repo" in err

@@ -39,6 +39,8 @@ def _client_messages() -> list[P.Message]:
         P.Ping(),
         P.Ping(data=42),
         P.Ping(data="hello"),
+        P.Fetch(job_id=JOB, kind="master"),
+        P.Fetch(job_id=JOB, kind="stem_vocals", offset=262144, ref="f1"),
     ]
 
 
@@ -58,6 +60,10 @@ def _server_messages() -> list[P.Message]:
         P.Error(code="not_audio", message="not audio", job_id=JOB),
         P.Error(code="unauthorized", message="wrong token", fatal=True, ref="r2"),
         P.Pong(data=42),
+        P.FileChunk(job_id=JOB, kind="master", offset=0, data=b"RIFF", size=10, eof=False,
+                    filename="gig.restored.wav", mime="audio/wav", ref="f1"),
+        P.FileChunk(job_id=JOB, kind="master", offset=4, data=b"\x00" * 6, size=10, eof=True,
+                    filename="gig.restored.wav", mime="audio/wav"),
     ]
 
 
@@ -283,3 +289,36 @@ def test_doc_lists_every_message_type_and_error_code():
             assert f"`{code}`" in text, code
     for key in P.Limits().to_dict():
         assert f"`{key}`" in text, key
+
+
+def _file_chunk(**over) -> dict:
+    m = _base("file_chunk", job_id=JOB, kind="master", offset=0, data=b"abcd", size=4, eof=True,
+              filename="gig.wav", mime="audio/wav")
+    m.update(over)
+    return m
+
+
+@pytest.mark.parametrize("over", [
+    {"eof": False},  # the piece ends the file: eof must say so
+    {"size": 8},  # eof true but bytes remain
+    {"offset": 2},  # runs past the end
+    {"filename": "../gig.wav"},  # a folder in a name a client saves under
+    {"filename": "C:\\gig.wav"},
+    {"filename": ".."},
+    {"kind": "a/b"},
+    {"data": "abcd"},  # str, not bin
+])
+def test_file_chunk_invariants_are_checked(over):
+    with pytest.raises(P.ProtocolError) as err:
+        P.decode_server_message(_pack(_file_chunk(**over)))
+    assert err.value.code == E.BAD_FIELD
+
+
+def test_fetch_fields_are_checked():
+    for bad in ({"kind": ""}, {"kind": "x" * 65}, {"kind": "../master"}, {"offset": -1}, {"offset": True},
+                {"job_id": "no/slash"}):
+        m = _base("fetch", job_id=JOB, kind="master", offset=0)
+        m.update(bad)
+        with pytest.raises(P.ProtocolError) as err:
+            P.decode_client_message(_pack(m))
+        assert err.value.code == E.BAD_FIELD, bad

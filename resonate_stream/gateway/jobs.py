@@ -356,7 +356,10 @@ class RunnerBackend:
         run_job = self._run_job
         if run_job is None:
             from resonate_stream.runner import run_job  # late: the runner imports the engine
+        from resonate_stream.runner import check_outputs
+
         settings = self.settings_for(spec)
         src = self.source_for(source)
         outputs = self.outputs_for(spec, settings, src)
+        check_outputs(outputs)  # creates the stems folder; fails early when nothing can be written
         run_job(src, settings, outputs, emit=emit, cancel=cancel, pipeline_factory=self.pipeline_factory)
