@@ -289,4 +289,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
                                 "set on every node (see README 'Scale out')")
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        # "local" always starts a new instance (never attaches to a stray `ray start` cluster)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
