@@ -50,6 +50,7 @@ from typing import Mapping
 import numpy as np
 import soundfile as sf
 
+from engine.io.atomic import fsync_path
 from engine.audio import SAMPLE_RATE, check_finite
 from engine.errors import ResonateError, SettingsError
 
@@ -222,24 +223,6 @@ class CacheEntry:
     params: dict
 
 
-def _fsync_path(path: Path) -> None:
-    """Flush a file or folder to disk (best effort: some filesystems refuse)."""
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _folder_size(path: Path) -> int:
     total = 0
     try:
@@ -320,7 +303,7 @@ class StemWriter:
         self._files = {}
         if self.fsync:
             for p in paths:
-                _fsync_path(p)
+                fsync_path(p)
 
     def commit(self) -> bool:
         """Publish the entry; returns ``published``.  Called by the context manager."""
@@ -342,7 +325,7 @@ class StemWriter:
                     os.fsync(f.fileno())
             (self._tmp / "last_used").touch()
             if self.fsync:
-                _fsync_dir(self._tmp)
+                fsync_path(self._tmp)
             final = self.cache._entry_dir(self.key)
             try:
                 os.rename(self._tmp, final)
@@ -354,7 +337,7 @@ class StemWriter:
                     return False
                 raise CacheError(f"cannot publish cache entry {self.key}: {e}") from e
             if self.fsync:
-                _fsync_dir(final.parent)
+                fsync_path(final.parent)
             self.published = True
             return True
         except BaseException:

@@ -42,7 +42,7 @@ class AtomicOutput:
             os.close(fd)
         os.replace(self.temp_path, self.final_path)
         self.done = True
-        _fsync_folder(self.final_path.parent)
+        fsync_path(self.final_path.parent)
         return self.final_path
 
     def discard(self) -> None:
@@ -55,8 +55,9 @@ class AtomicOutput:
                 pass
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Persist a rename (POSIX); silently skipped where folders cannot be opened."""
+def fsync_path(folder: Path) -> None:
+    """Flush a file or folder to disk, e.g. to persist a rename (POSIX); best
+    effort: silently skipped where it cannot be opened or synced."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
