@@ -5,6 +5,8 @@ Stateless per call, so Ray restarts a crashed actor and retries its windows
 """
 from __future__ import annotations
 
+import os
+
 import ray
 
 
@@ -34,3 +36,7 @@ class SeparatorActor:
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+    def pid(self) -> int:
+        """Worker process id (changes when Ray restarts the actor)."""
+        return os.getpid()

@@ -12,13 +12,20 @@ stages living in actors:
   Calls are pipelined: window k+1 separates while block k is enhanced.
 
 Faults: separator actors are stateless; Ray restarts them and retries their
-windows.  A stateful actor that dies is replaced and re-primed with the last
-``preroll_s`` seconds of its input, then the blocks in flight are re-sent.
+windows, so the output is unchanged.  A stateful actor that dies is replaced
+and re-primed with the last ``preroll_s`` seconds of its input, then the blocks
+in flight are re-sent; its output converges back to the uninterrupted run's
+within a few seconds (see ``tests/test_ray_faults.py`` for the measured bound).
+
+Each pipeline keeps counters (:meth:`RayPipeline.stats`): windows per actor,
+the peak number of windows in flight, actor recoveries.
 """
 from __future__ import annotations
 
 import collections
 import os
+import socket
+import threading
 from typing import Callable
 
 import numpy as np
@@ -30,6 +37,7 @@ from actors.separator import SeparatorActor
 from actors.stateful import MixMasterActor, StemActor
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.blocks import StemReblocker
+from engine.errors import ResonateError, SettingsError
 from engine.pipeline import PIPELINE_BLOCK, MixFifo, ProcessedBlock, StageConfigs, common_stem_latency
 from engine.separation.base import to_stem_dict
 from engine.separation.quality import SeparationQualityMeter
@@ -37,39 +45,76 @@ from engine.separation.quality import SeparationQualityMeter
 from .settings import SeparationSettings
 
 
-class SeparatorPool:
-    """``n_actors`` separator actors with the same settings (shared across jobs)."""
+class RayClusterUnavailableError(ResonateError):
+    """The Ray cluster to join cannot be reached, or actors cannot be placed on it."""
 
-    def __init__(self, separation: SeparationSettings, n_actors: int | None = None, threads: int | None = None):
+    code = "ray_unavailable"
+
+
+class SeparatorPool:
+    """``n_actors`` separator actors with the same settings (shared across jobs).
+
+    CPU actors reserve as many Ray CPUs as the torch threads they run
+    (``threads``, default: the cluster's CPUs shared out), so Ray never puts
+    more work on a node than it has cores; actors are spread over the nodes.
+    ``windows_per_actor`` counts the windows sent to each actor (all jobs).
+    """
+
+    def __init__(self, separation: SeparationSettings, n_actors: int | None = None, threads: int | None = None,
+                 start_timeout_s: float = 300.0):
         device = separation.device if separation.device != "auto" else cluster_devices()
         params = {**separation.__dict__, "device": device}
         if n_actors is None:
             n_actors = default_pool_size(device)
         if threads is None and device == "cpu":
             threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(n_actors, 1))
-        opts = {**actor_options(device), "max_restarts": -1, "max_task_retries": -1}
+        cpus = min(threads, _largest_node_cpus()) if device == "cpu" else 1.0
+        opts = {**actor_options(device, num_cpus=cpus), "max_restarts": -1, "max_task_retries": -1,
+                "scheduling_strategy": "SPREAD"}
         self.device = device
+        self.threads = threads
         self.actors = [SeparatorActor.options(**opts).remote(params, threads) for _ in range(n_actors)]
-        geoms = ray.get([a.geometry.remote() for a in self.actors])
+        try:
+            geoms = ray.get([a.geometry.remote() for a in self.actors], timeout=start_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            self.shutdown()
+            raise RayClusterUnavailableError(
+                f"{n_actors} separator actor(s) ({opts}) did not start within {start_timeout_s:g} s; the "
+                f"cluster offers {ray.cluster_resources()}: use fewer actors or add machines") from None
         kinds = {(g["description"].get("separator"), g["description"].get("model")) for g in geoms}
         if len(kinds) > 1:
+            self.shutdown()
             raise RuntimeError(f"separator actors disagree on the model they loaded: {sorted(kinds)}; "
                                "put the same weights on every node (see README 'Model weights')")
         self.geometry = geoms[0]
+        self._lock = threading.Lock()  # jobs may share the pool from several threads
         self.inflight = [0] * len(self.actors)
+        self.windows_per_actor = [0] * len(self.actors)
 
     def submit(self, window) -> tuple[ray.ObjectRef, int]:
         """Send ``window`` to the least-loaded actor; returns (result ref, actor index)."""
-        i = int(np.argmin(self.inflight))
-        self.inflight[i] += 1
+        with self._lock:
+            i = int(np.argmin(self.inflight))
+            self.inflight[i] += 1
+            self.windows_per_actor[i] += 1
         return self.actors[i].separate.remote(window), i
 
     def done(self, i: int) -> None:
-        self.inflight[i] -= 1
+        with self._lock:
+            self.inflight[i] -= 1
+
+    def node_ids(self) -> list[str]:
+        """Ray node id of each actor (index order)."""
+        return ray.get([a.node_id.remote() for a in self.actors])
 
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a)
+
+
+def _largest_node_cpus() -> float:
+    cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    return max(1.0, max(cpus, default=1.0))
 
 
 def default_pool_size(device: str) -> int:
@@ -129,17 +174,22 @@ class StatefulLane:
             return out
 
     def _recover(self) -> None:
-        self.recoveries += 1
-        if self.recoveries > self.max_recoveries:
-            raise RuntimeError(f"{self.name} actor died {self.recoveries} times; giving up")
-        try:
-            ray.kill(self.actor, no_restart=True)
-        except Exception:
-            pass
-        self.actor = self.make_actor()
-        if self.history:
-            inputs = [a if len(a) > 1 else a[0] for a in self.history]
-            ray.get(self.actor.prime.remote(inputs))
+        """Replace the dead actor, re-prime it with the pre-roll, re-send the calls in flight."""
+        while True:
+            self.recoveries += 1
+            if self.recoveries > self.max_recoveries:
+                raise RuntimeError(f"{self.name} actor died {self.recoveries} times; giving up")
+            try:
+                ray.kill(self.actor, no_restart=True)
+            except Exception:
+                pass
+            self.actor = self.make_actor()
+            try:
+                if self.history:
+                    ray.get(self.actor.prime.remote([a if len(a) > 1 else a[0] for a in self.history]))
+                break
+            except RayActorError:
+                continue  # the replacement died too
         pending = list(self.inflight)
         self.inflight.clear()
         for method, args, _ in pending:
@@ -159,6 +209,9 @@ class StatefulLane:
 class RayPipeline:
     """Same interface as :class:`engine.pipeline.LocalPipeline`: ``feed`` / ``finish``."""
 
+    #: blocks (1 s each) queued on the in-order lanes before ``feed`` waits for them
+    MAX_BLOCKS_QUEUED = 4
+
     def __init__(self, pool: SeparatorPool, cfg: StageConfigs, *, inflight_per_actor: int = 2,
                  preroll_s: float = 5.0, stems=STEM_NAMES):
         g = pool.geometry
@@ -171,6 +224,8 @@ class RayPipeline:
         self.stitcher = geometry.stitcher()
         self.max_inflight = inflight_per_actor * len(pool.actors)
         self.windows: dict = {}  # ref -> (window, actor index)
+        self.windows_per_actor = [0] * len(pool.actors)
+        self.peak_windows_in_flight = 0
         self.reblocker = StemReblocker(PIPELINE_BLOCK)
         self.quality = SeparationQualityMeter()
         self._mix_fifo = MixFifo()
@@ -193,6 +248,8 @@ class RayPipeline:
             self._collect_windows(wait=True)
         ref, i = self.pool.submit(window)
         self.windows[ref] = (window, i)
+        self.windows_per_actor[i] += 1
+        self.peak_windows_in_flight = max(self.peak_windows_in_flight, len(self.windows))
 
     def _collect_windows(self, wait: bool) -> None:
         if not self.windows:
@@ -243,7 +300,8 @@ class RayPipeline:
             self._submit_window(w)
         self._collect_windows(wait=False)
         # bound the in-order backlog too: never more than a few blocks queued per lane
-        return self._drain(wait=len(self.stems_in_flight) > 4)
+        backlog = max(len(self.stems_in_flight), len(self.mix_lane.inflight))
+        return self._drain(wait=backlog > self.MAX_BLOCKS_QUEUED)
 
     def finish(self) -> list[ProcessedBlock]:
         for w in self.planner.finish():
@@ -269,6 +327,15 @@ class RayPipeline:
     def separation_quality(self) -> dict:
         return self.quality.result()
 
+    def stats(self) -> dict:
+        """Counters of this job: windows per separator actor, peak windows in flight (bound
+        ``max_windows_in_flight``), recoveries of each stateful actor."""
+        lanes = {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+        return {"windows_per_actor": list(self.windows_per_actor),
+                "peak_windows_in_flight": self.peak_windows_in_flight,
+                "max_windows_in_flight": self.max_inflight,
+                "recoveries": {k: lane.recoveries for k, lane in lanes.items()}}
+
     def stem_gains_db(self) -> dict | None:
         return getattr(self, "_gains", None)
 
@@ -277,18 +344,50 @@ class RayPipeline:
             lane.close()
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join ``address`` or start a local Ray instance (the embedded default)."""
+def ray_pipeline_factory(pool: SeparatorPool, **options) -> Callable:
+    """A ``pipeline_factory`` for :func:`resonate_stream.runner.run_job` that runs on ``pool``."""
+    def factory(settings, cfg: StageConfigs) -> RayPipeline:
+        return RayPipeline(pool, cfg, **options)
+
+    return factory
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, connect_timeout_s: float = 5.0) -> None:
+    """Join the cluster at ``address`` (``host:port`` of its head) or start a local Ray instance.
+
+    With no address a new local instance always starts (never a cluster that
+    happens to run on this machine, nor ``RAY_ADDRESS``).  An address that
+    does not answer within ``connect_timeout_s`` raises
+    :class:`RayClusterUnavailableError` (Ray itself would retry for minutes).
+    """
     if ray.is_initialized():
         return
-    if address:
-        if os.uname().sysname == "Darwin" and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
-            from engine.errors import SettingsError
-
-            raise SettingsError("joining a multi-node Ray cluster from macOS needs RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 "
-                                "set on every node (see README 'Scale out')")
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    else:
-        # "local" always starts a new instance (never attaches to a stray `ray start` cluster)
+    if not address:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
                  log_to_driver=False)
+        return
+    if os.uname().sysname == "Darwin" and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
+        raise SettingsError("joining a multi-node Ray cluster from macOS needs RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 "
+                            "set on every node (see README 'Scale out')")
+    if address != "auto":
+        _check_reachable(address, connect_timeout_s)
+    try:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    except (ConnectionError, ValueError) as e:
+        raise RayClusterUnavailableError(f"cannot join the Ray cluster at {address!r}: {e}") from None
+
+
+def _check_reachable(address: str, timeout_s: float) -> None:
+    """Raise :class:`RayClusterUnavailableError` unless ``host:port`` accepts a TCP connection."""
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SettingsError(f"Ray address {address!r} must look like HOST:PORT (the head node's GCS port, "
+                            "6379 by default, as printed by `ray start --head`)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise RayClusterUnavailableError(
+            f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head` on that "
+            "machine, check the address and port, or leave --address out to run Ray locally") from None

@@ -24,6 +24,9 @@ from .stft import StreamingSTFTStage
 # band-limit detection
 # --------------------------------------------------------------------------
 
+#: default steepness (dB/octave) that marks a roll-off as a recording's band edge
+EDGE_SLOPE_DB_PER_OCT = 20.0
+
 def median_smooth_fractional_octave(freqs: np.ndarray, psd: np.ndarray, fraction: float = 12.0) -> np.ndarray:
     """Running median of a power spectrum over ``1/fraction``-octave windows.
 
@@ -59,7 +62,9 @@ def window_smear_bins(window: np.ndarray, drop_db: float) -> float:
 def band_limits_from_psd(freqs: np.ndarray, psd: np.ndarray, drop_db: float = 30.0,
                          low_drop_db: float | None = None,
                          ref_band_hz: tuple[float, float] = (250.0, 4000.0),
-                         smear_hz: float = 0.0) -> tuple[float, float]:
+                         smear_hz: float = 0.0,
+                         edge_slope_db_per_oct: float | None = None,
+                         edge_search_octaves: float = 1.0) -> tuple[float, float]:
     """Effective ``(low_hz, high_hz)`` band of a long-term average spectrum.
 
     The spectrum is median-smoothed over 1/12 octave; the reference is its
@@ -68,6 +73,11 @@ def band_limits_from_psd(freqs: np.ndarray, psd: np.ndarray, drop_db: float = 30
     ``drop_db`` (``low_drop_db`` for the low edge, default ``drop_db``) of the
     reference, moved ``smear_hz`` inwards to undo the analysis window's
     leakage (see :func:`window_smear_bins`).  Silence gives ``(0.0, 0.0)``.
+
+    With ``edge_slope_db_per_oct`` (dB/octave, e.g. 20) the high edge is then
+    moved down to the *knee* of the roll-off: the threshold point of a steep
+    filter (a phone's ~36 dB/octave low-pass) on bright music lies far above
+    where the roll-off starts.  See :func:`roll_off_knee`.
 
     ``freqs`` ``(F,)`` Hz, uniform from 0; ``psd`` ``(F,)`` power (any scale).
     """
@@ -96,7 +106,37 @@ def band_limits_from_psd(freqs: np.ndarray, psd: np.ndarray, drop_db: float = 30
         low += smear_hz
     if high < nyq - smear_hz:
         high -= smear_hz
+    if edge_slope_db_per_oct is not None and high > low:
+        high = max(roll_off_knee(freqs, level, high, edge_slope_db_per_oct, edge_search_octaves), low)
     return low, max(high, low)
+
+
+def roll_off_knee(freqs: np.ndarray, level_db: np.ndarray, high_hz: float, slope_db_per_oct: float = 20.0,
+                  search_octaves: float = 1.0, half_window_oct: float = 1.0 / 6.0) -> float:
+    """Where the final steep roll-off below ``high_hz`` starts (Hz).
+
+    ``level_db`` ``(F,)`` is a smoothed spectrum (dB) at ``freqs`` Hz.  The local
+    slope is measured over +-``half_window_oct`` octave; walking down from
+    ``high_hz`` in 1/48-octave steps (at most ``search_octaves``), the walk stops
+    at the first point whose slope is gentler than ``-slope_db_per_oct``; the
+    knee is that point plus the half window (so a brick wall is found exactly,
+    a 6th-order Butterworth low-pass at ``fc`` gives about ``1.07 fc``, its
+    -5 dB point).  Music rarely falls faster than ~20 dB/octave over a third of
+    an octave; a phone's anti-alias / AAC low-pass does.  Never above ``high_hz``.
+    """
+    sel = freqs > 0
+    lf = np.log2(freqs[sel])
+    lv = level_db[sel]
+    f = float(high_hz)
+    stop = f * 2.0 ** (-search_octaves)
+    step = 2.0 ** (-1.0 / 48.0)
+    while f > stop:
+        slope = (np.interp(np.log2(f) + half_window_oct, lf, lv)
+                 - np.interp(np.log2(f) - half_window_oct, lf, lv)) / (2.0 * half_window_oct)
+        if slope > -slope_db_per_oct:
+            break
+        f *= step
+    return float(min(f * 2.0 ** half_window_oct, high_hz))
 
 
 class BandLimitDetector(Stage):
@@ -107,13 +147,15 @@ class BandLimitDetector(Stage):
     (hop ``n_fft // 2``); :meth:`limits` returns the effective
     ``(low_hz, high_hz)`` so far (see :func:`band_limits_from_psd`).  Memory is
     ``O(n_fft)`` whatever the stream length.  A phone recording typically
-    gives about ``(100, 8000)``.
+    gives about ``(100, 8000)``.  ``edge_slope_db_per_oct`` (None = off) moves
+    the high edge to the knee of a steep roll-off (:func:`roll_off_knee`).
     """
 
     name = "band_limit_detector"
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = CHANNELS, n_fft: int = 8192,
-                 drop_db: float = 30.0, low_drop_db: float | None = None):
+                 drop_db: float = 30.0, low_drop_db: float | None = None,
+                 edge_slope_db_per_oct: float | None = EDGE_SLOPE_DB_PER_OCT):
         if n_fft < 64 or n_fft % 2:
             raise SettingsError(f"n_fft must be an even number >= 64, got {n_fft}")
         self.sample_rate = int(sample_rate)
@@ -122,6 +164,7 @@ class BandLimitDetector(Stage):
         self.hop = self.n_fft // 2
         self.drop_db = float(drop_db)
         self.low_drop_db = low_drop_db
+        self.edge_slope_db_per_oct = edge_slope_db_per_oct
         self._win = signal.get_window("blackmanharris", self.n_fft)
         self.freqs = np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate)
         self._smear_hz = window_smear_bins(self._win, self.drop_db) * self.sample_rate / self.n_fft
@@ -164,18 +207,19 @@ class BandLimitDetector(Stage):
         if self._frames == 0:
             return 0.0, 0.0
         return band_limits_from_psd(self.freqs, self.average_psd(), self.drop_db, self.low_drop_db,
-                                    smear_hz=self._smear_hz)
+                                    smear_hz=self._smear_hz, edge_slope_db_per_oct=self.edge_slope_db_per_oct)
 
 
 def detect_band_limits(x: np.ndarray, sample_rate: int = SAMPLE_RATE, drop_db: float = 30.0,
-                       low_drop_db: float | None = None, n_fft: int = 8192) -> tuple[float, float]:
+                       low_drop_db: float | None = None, n_fft: int = 8192,
+                       edge_slope_db_per_oct: float | None = EDGE_SLOPE_DB_PER_OCT) -> tuple[float, float]:
     """Effective ``(low_hz, high_hz)`` of ``x`` ``(channels, samples)`` or ``(samples,)``.
 
     Offline convenience around :class:`BandLimitDetector` (processed in
     1-second pieces, so memory stays small).
     """
     x = np.asarray(x)
-    det = BandLimitDetector(sample_rate, 1, n_fft, drop_db, low_drop_db)
+    det = BandLimitDetector(sample_rate, 1, n_fft, drop_db, low_drop_db, edge_slope_db_per_oct)
     mono = x if x.ndim == 1 else x.mean(axis=0)
     step = int(sample_rate)
     for i in range(0, len(mono), step):
@@ -223,7 +267,7 @@ class HighBandExtender(StreamingSTFTStage):
     def __init__(self, cutoff_hz: float = 8000.0, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,
                  channels: int = CHANNELS, harmonic_ratio: float = 0.3, rolloff_db_per_oct: float = 6.0,
                  max_hz: float = 20000.0, n_fft: int = 2048, hop: int = 512,
-                 smoothing_s: float = 0.2):
+                 smoothing_s: float = 0.2, fill_only: bool = True):
         nyq = sample_rate / 2.0
         if not (500.0 <= cutoff_hz < 0.9 * nyq):
             raise SettingsError(f"cutoff_hz must be in [500, {0.9 * nyq:.0f}) Hz, got {cutoff_hz}")
@@ -238,6 +282,7 @@ class HighBandExtender(StreamingSTFTStage):
         self.harmonic_ratio = float(harmonic_ratio)
         self.rolloff_db_per_oct = float(rolloff_db_per_oct)
         self.max_hz = float(min(max_hz, nyq))
+        self.fill_only = bool(fill_only)
         df = self.sample_rate / self.n_fft
         self._freqs = np.arange(self.n_bins) * df
         self._kc = int(np.ceil(self.cutoff_hz / df))
@@ -285,6 +330,7 @@ class HighBandExtender(StreamingSTFTStage):
         self._zi_bp = np.zeros((self._sos_bp.shape[0], c, 2))
         self._zi_hp = np.zeros((self._sos_hp.shape[0], c, 2))
         self._band_pow = None  # time-smoothed slope-fit band powers
+        self._fill_pow = None  # time-smoothed (existing, generated) powers of the bands above the cutoff
 
     # the STFT sees [input channels, exciter channels]
     def analysis_input(self, x: np.ndarray) -> np.ndarray:
@@ -353,8 +399,33 @@ class HighBandExtender(StreamingSTFTStage):
                     if ee > 1e-30:
                         Es[:, a:b] = Et[:, a:b] * np.sqrt(eg / ee)
                 H += np.sqrt(self.harmonic_ratio) * Es
-            out[:, :kmax, t] = self.amount * self._blend[:kmax] * H
+            H = self.amount * self._blend[:kmax] * H
+            if self.fill_only:
+                H = self._fill_deficit(X[:, :kmax, t], H)
+            out[:, :kmax, t] = H
         return out
+
+    def _fill_deficit(self, Xt: np.ndarray, H: np.ndarray) -> np.ndarray:
+        """Scale the generated band ``H`` ``(C, kmax)`` per 1/3 octave above the
+        cutoff so that existing + generated power reaches the generated target,
+        never more: ``gain = sqrt(max(1 - existing / generated, 0))`` on
+        time-smoothed powers (``smoothing_s``)."""
+        nb = len(self._exc_bands)
+        ex = np.empty(nb)
+        ge = np.empty(nb)
+        for i, (a, b) in enumerate(self._exc_bands):
+            ex[i] = np.sum(Xt[:, a:b].real ** 2 + Xt[:, a:b].imag ** 2)
+            ge[i] = np.sum(H[:, a:b].real ** 2 + H[:, a:b].imag ** 2)
+        if self._fill_pow is None:
+            self._fill_pow = np.stack([ex, ge])
+        else:
+            self._fill_pow = self._alpha * self._fill_pow + (1.0 - self._alpha) * np.stack([ex, ge])
+        se, sg = self._fill_pow
+        gain = np.sqrt(np.clip(1.0 - se / np.maximum(sg, 1e-30), 0.0, 1.0))
+        gain[sg <= 1e-30] = 1.0
+        for i, (a, b) in enumerate(self._exc_bands):
+            H[:, a:b] *= gain[i]
+        return H
 
 
 def extender_for(high_hz: float, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,

@@ -24,7 +24,8 @@ def build_restore_chain(stem: str, cfg: RestoreConfig, band_limits_hz: tuple[flo
     elif cfg.dereverb == "wpe" and stem != "bass":
         stages.append(OnlineWPE(wet=cfg.dereverb_wet, max_hz=min(high_hz + 500.0, 20000.0)))
     if stem in HIGH_BAND_STEMS and cfg.high_band > 0 and 500.0 <= high_hz < cfg.full_band_hz:
-        stages.append(HighBandExtender(cutoff_hz=high_hz, amount=cfg.high_band))
+        stages.append(HighBandExtender(cutoff_hz=high_hz, amount=cfg.high_band,
+                                       rolloff_db_per_oct=cfg.high_band_rolloff_db_per_oct))
     if stem == "bass" and cfg.sub_bass > 0 and low_hz > cfg.sub_bass_below_hz:
         stages.append(SubBassSynth(amount=cfg.sub_bass))
     return Chain(stages, name=f"{stem}-restore")

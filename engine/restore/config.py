@@ -4,6 +4,8 @@ high_band: amount of regenerated high band above the detected cutoff, 0..2
     (linear gain of the generated band; 1 continues the spectral envelope;
     0 = off).  Applied to vocals, drums and other when the recording's high
     cutoff is below ``full_band_hz``.
+high_band_rolloff_db_per_oct: extra roll-off of the regenerated band on top of
+    the slope measured below the cutoff, dB/octave (0..24).
 full_band_hz: a recording whose detected high cutoff is at or above this (Hz)
     is treated as full-band: no high-band extension.
 sub_bass: amount of octave-down sub-bass synthesised on the bass stem, 0..2
@@ -31,6 +33,7 @@ DEREVERB_METHODS = ("off", "spectral", "wpe")
 @dataclass(frozen=True)
 class RestoreConfig:
     high_band: float = 1.0
+    high_band_rolloff_db_per_oct: float = 6.0
     full_band_hz: float = 15000.0
     sub_bass: float = 0.5
     sub_bass_below_hz: float = 60.0
@@ -43,7 +46,7 @@ class RestoreConfig:
         self.validate()
 
     def validate(self) -> None:
-        checks = {"high_band": (0.0, 2.0), "sub_bass": (0.0, 2.0), "full_band_hz": (2000.0, 22050.0),
+        checks = {"high_band": (0.0, 2.0), "high_band_rolloff_db_per_oct": (0.0, 24.0), "sub_bass": (0.0, 2.0), "full_band_hz": (2000.0, 22050.0),
                   "sub_bass_below_hz": (20.0, 300.0), "dereverb_wet": (0.0, 1.0), "dereverb_floor_db": (-40.0, 0.0)}
         for name, (lo, hi) in checks.items():
             v = getattr(self, name)

@@ -317,7 +317,13 @@ class RunnerBackend:
         if isinstance(source, PathSource):
             return FileSource(source.path, block_seconds=self.block_seconds)
         if not source.is_pcm:
-            fs = FileSource(source.wait_file(), block_seconds=self.block_seconds)
+            path = source.wait_file()
+            try:
+                fs = FileSource(path, block_seconds=self.block_seconds)
+            except ResonateError as exc:  # name the file as the client knows it, not the spool's name
+                if source.filename and path.name in exc.message:
+                    exc.args = (exc.message.replace(path.name, source.filename),)
+                raise
             if source.filename:
                 fs.info.name = source.filename
             return fs
