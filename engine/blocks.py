@@ -42,3 +42,38 @@ class StemReblocker:
         if self._blocker is None:
             return []
         return [self._split(b) for b in self._blocker.finish()]
+
+
+class StemFifo:
+    """FIFO of stem blocks (``dict`` name -> ``(channels, n)``): ``push`` any
+    sizes, ``pop(n)`` exactly ``n`` samples of every stem.
+
+    Used wherever two streams run at different block boundaries: separated
+    stems vs the input they came from, cached stems vs the input blocks,
+    enhanced stems vs the (look-ahead delayed) preview.
+    """
+
+    def __init__(self):
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self.available = 0  # samples per stem held
+
+    def push(self, stems: dict[str, np.ndarray]) -> None:
+        lengths = {v.shape[1] for v in stems.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"stems of different lengths {sorted(lengths)}")
+        for k, v in stems.items():
+            self._parts.setdefault(k, []).append(v)
+        self.available += lengths.pop()
+
+    def pop(self, n: int | None = None) -> dict[str, np.ndarray]:
+        """The next ``n`` samples of every stem (all held samples when ``n`` is None)."""
+        n = self.available if n is None else n
+        if n > self.available:
+            raise ValueError(f"asked for {n} samples, only {self.available} held")
+        out = {}
+        for k, parts in self._parts.items():
+            cat = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            out[k] = cat[:, :n]
+            self._parts[k] = [cat[:, n:]] if cat.shape[1] > n else []
+        self.available -= n
+        return out

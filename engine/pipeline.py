@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .audio import SAMPLE_RATE, STEM_NAMES, empty_block
-from .blocks import StemReblocker
+from .blocks import StemFifo, StemReblocker
 from .stage import Chain, Delay, LatencyAligned, Stage
 
 #: in-order stages see blocks of exactly this many samples (1 s)
@@ -128,7 +128,7 @@ class LocalPipeline:
         self.description = dict(separator.description)
         self.notes: list[str] = []
         self.quality = SeparationQualityMeter()
-        self._mix_fifo = MixFifo()
+        self._mix_fifo = StemFifo()  # input, popped as the (delayed) stems come out
         self.reblocker = StemReblocker(PIPELINE_BLOCK)
         latency = common_stem_latency(cfg, stems)
         self.stem_latency = latency
@@ -136,7 +136,7 @@ class LocalPipeline:
         self.mixmaster = MixMaster(cfg)
 
     def feed(self, block: np.ndarray) -> list[ProcessedBlock]:
-        self._mix_fifo.push(block)
+        self._mix_fifo.push({"mix": block})
         return self._in_order(self.reblocker.push(self._measured(self.separation.push(block))))
 
     def finish(self) -> list[ProcessedBlock]:
@@ -152,7 +152,7 @@ class LocalPipeline:
         if stems:
             n = next(iter(stems.values())).shape[1]
             if n:
-                self.quality.update(self._mix_fifo.pop(n), stems)
+                self.quality.update(self._mix_fifo.pop(n)["mix"], stems)
         return stems
 
     def separation_quality(self) -> dict:
@@ -167,22 +167,6 @@ class LocalPipeline:
     def _mix(self, stems: dict) -> ProcessedBlock:
         mix, preview = self.mixmaster.process(stems)
         return ProcessedBlock(mix, preview, stems)
-
-
-class MixFifo:
-    """FIFO of input audio, popped as the (delayed) separated stems come out,
-    so separation quality compares stems with the mix they came from."""
-
-    def __init__(self):
-        self._parts: list[np.ndarray] = []
-
-    def push(self, block: np.ndarray) -> None:
-        self._parts.append(block)
-
-    def pop(self, n: int) -> np.ndarray:
-        joined = np.concatenate(self._parts, axis=1) if len(self._parts) > 1 else self._parts[0]
-        self._parts = [joined[:, n:]]
-        return joined[:, :n]
 
 
 def concat(blocks: list[np.ndarray]) -> Optional[np.ndarray]:

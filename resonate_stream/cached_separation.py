@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.audio import CHANNELS, STEM_NAMES
+from engine.blocks import StemFifo
 
 from .cache import StemCache, StemWriter, cache_key, hash_file
 
@@ -59,24 +60,17 @@ class CachedSeparation:
 
     def __init__(self, cache: StemCache, key: str):
         self.reader = cache.reader(key)
-        self._parts: list[dict] = []
-        self._held = 0
+        self.fifo = StemFifo()
 
     def _take(self, n: int | None) -> dict:
-        while n is None or self._held < n:
-            try:
-                block = next(self.reader)
-            except StopIteration:
+        while n is None or self.fifo.available < n:
+            block = next(self.reader, None)
+            if block is None:
                 break
-            self._parts.append(block)
-            self._held += next(iter(block.values())).shape[1]
-        if not self._parts:
+            self.fifo.push({k: block[k] for k in STEM_NAMES})  # canonical stem order
+        if not self.fifo.available:
             return {k: np.zeros((CHANNELS, 0), np.float32) for k in STEM_NAMES}
-        joined = {k: np.concatenate([p[k] for p in self._parts], axis=1) for k in self._parts[0]}
-        n = self._held if n is None else min(n, self._held)
-        self._parts = [{k: v[:, n:] for k, v in joined.items()}]
-        self._held -= n
-        return {k: v[:, :n] for k, v in joined.items()}
+        return self.fifo.pop(None if n is None else min(n, self.fifo.available))
 
     def push(self, block: np.ndarray) -> dict:
         return self._take(block.shape[1])

@@ -38,7 +38,8 @@ from actors.stateful import MixMasterActor, StemActor
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.blocks import StemReblocker
 from engine.errors import ResonateError, SettingsError
-from engine.pipeline import PIPELINE_BLOCK, MixFifo, ProcessedBlock, StageConfigs, common_stem_latency
+from engine.blocks import StemFifo
+from engine.pipeline import PIPELINE_BLOCK, ProcessedBlock, StageConfigs, common_stem_latency
 from engine.separation.base import to_stem_dict
 from engine.separation.quality import SeparationQualityMeter
 
@@ -127,15 +128,30 @@ def default_pool_size(device: str) -> int:
 
 
 class StatefulLane:
-    """One stateful actor fed strictly in order, replaced and re-primed if it dies."""
+    """One stateful actor fed strictly in order; replaced and brought back to its state if it dies.
 
-    def __init__(self, make_actor: Callable[[], object], preroll_samples: int, name: str, max_recoveries: int = 3):
+    Every ``snapshot_every`` ``process`` calls the lane queues a ``snapshot``
+    call behind them (in order, so it captures the state after exactly those
+    inputs) and keeps the pickled state here, in the coordinator, with the
+    inputs answered since.  A replacement actor restores the snapshot and
+    replays those inputs, then the calls in flight are re-sent: its output is
+    identical to an uninterrupted run.  If the stages cannot be pickled
+    (``snapshot_every=None`` or a failed snapshot), the replacement is
+    re-primed with the last ``preroll_samples`` of input instead, and its
+    output converges back within a few seconds.
+    """
+
+    def __init__(self, make_actor: Callable[[], object], preroll_samples: int, name: str, *,
+                 snapshot_every: int | None = 5, max_recoveries: int = 3):
         self.make_actor = make_actor
         self.actor = make_actor()
         self.preroll_samples = preroll_samples
         self.name = name
-        self.history: collections.deque = collections.deque()  # recent inputs already answered
+        self.snapshot_every = snapshot_every
+        self.snapshot: bytes | None = None  # pickled state after the inputs answered before ``history``
+        self.history: collections.deque = collections.deque()  # inputs answered since the snapshot (or pre-roll)
         self._history_samples = 0
+        self._since_snapshot = 0  # process calls submitted since the last snapshot call
         self.inflight: collections.deque = collections.deque()  # (method, args, ref)
         self.recoveries = 0
         self.max_recoveries = max_recoveries
@@ -145,36 +161,64 @@ class StatefulLane:
         return args[0].shape[1] if args else 0
 
     def submit(self, method: str, *args) -> None:
-        ref = getattr(self.actor, method).remote(*args)
-        self.inflight.append((method, args, ref))
+        self._send(method, args)
+        if method == "process" and self.snapshot_every:
+            self._since_snapshot += 1
+            if self._since_snapshot >= self.snapshot_every:
+                self._send("snapshot", ())
+                self._since_snapshot = 0
+
+    def _send(self, method: str, args: tuple) -> None:
+        self.inflight.append((method, args, getattr(self.actor, method).remote(*args)))
 
     def head_ready(self) -> bool:
-        if not self.inflight:
-            return False
-        ready, _ = ray.wait([self.inflight[0][2]], timeout=0)
-        return bool(ready)
+        """Whether the oldest call the pipeline waits for has answered (snapshots are skipped)."""
+        while self.inflight:
+            ready, _ = ray.wait([self.inflight[0][2]], timeout=0)
+            if not ready or self.inflight[0][0] != "snapshot":
+                return bool(ready)
+            self._take_head()
+        return False
 
     def pop(self):
-        """Block for the oldest call's result (recovering from a dead actor)."""
+        """Block for the oldest ``process``/``flush`` result (recovering from a dead actor)."""
+        while True:
+            method, out = self._take_head()
+            if method != "snapshot":
+                return out
+
+    def _take_head(self):
+        """Wait for the oldest call in flight and book it: ``(method, result)``."""
         while True:
             method, args, ref = self.inflight[0]
             try:
                 out = ray.get(ref)
-            except (RayActorError, RayTaskError) as e:
-                if isinstance(e, RayTaskError) and not isinstance(e.cause, RayActorError):
-                    raise
+                break
+            except RayActorError:
                 self._recover()
-                continue
-            self.inflight.popleft()
-            if method == "process":
-                self.history.append(args)
-                self._history_samples += self._samples(args)
-                while self.history and self._history_samples - self._samples(self.history[0]) >= self.preroll_samples:
-                    self._history_samples -= self._samples(self.history.popleft())
-            return out
+            except RayTaskError as e:
+                if isinstance(e.cause, RayActorError):
+                    self._recover()
+                elif method == "snapshot":  # state not picklable: fall back to the pre-roll
+                    self.snapshot_every, self.snapshot, out = None, None, None
+                    break
+                else:
+                    raise
+        self.inflight.popleft()
+        if method == "snapshot" and out is not None:
+            self.snapshot = out
+            self.history.clear()
+            self._history_samples = 0
+        elif method == "process":
+            self.history.append(args)
+            self._history_samples += self._samples(args)
+            while (self.snapshot is None and self.history
+                   and self._history_samples - self._samples(self.history[0]) >= self.preroll_samples):
+                self._history_samples -= self._samples(self.history.popleft())
+        return method, out
 
     def _recover(self) -> None:
-        """Replace the dead actor, re-prime it with the pre-roll, re-send the calls in flight."""
+        """Replace the dead actor, restore its state, re-send the calls in flight."""
         while True:
             self.recoveries += 1
             if self.recoveries > self.max_recoveries:
@@ -185,6 +229,8 @@ class StatefulLane:
                 pass
             self.actor = self.make_actor()
             try:
+                if self.snapshot is not None:
+                    ray.get(self.actor.restore.remote(self.snapshot))
                 if self.history:
                     ray.get(self.actor.prime.remote([a if len(a) > 1 else a[0] for a in self.history]))
                 break
@@ -193,7 +239,7 @@ class StatefulLane:
         pending = list(self.inflight)
         self.inflight.clear()
         for method, args, _ in pending:
-            self.submit(method, *args)
+            self._send(method, args)
 
     def kill_for_test(self) -> None:
         """Kill the current actor (fault-injection hook used by tests)."""
@@ -213,7 +259,7 @@ class RayPipeline:
     MAX_BLOCKS_QUEUED = 4
 
     def __init__(self, pool: SeparatorPool, cfg: StageConfigs, *, inflight_per_actor: int = 2,
-                 preroll_s: float = 5.0, stems=STEM_NAMES):
+                 preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0, stems=STEM_NAMES):
         g = pool.geometry
         self.pool = pool
         self.description = {**g["description"], "actors": len(pool.actors), "runner": "ray"}
@@ -228,15 +274,17 @@ class RayPipeline:
         self.peak_windows_in_flight = 0
         self.reblocker = StemReblocker(PIPELINE_BLOCK)
         self.quality = SeparationQualityMeter()
-        self._mix_fifo = MixFifo()
+        self._mix_fifo = StemFifo()  # input, popped as the (delayed) stems come out
         self._consumed = 0
         latency = common_stem_latency(cfg, stems)
-        preroll = int(preroll_s * SAMPLE_RATE)
-        stem_opts = {"num_cpus": 0}
+        lane = {"preroll_samples": int(preroll_s * SAMPLE_RATE),
+                "snapshot_every": max(1, round(snapshot_every_s * SAMPLE_RATE / PIPELINE_BLOCK)) if snapshot_every_s
+                else None}
+        opts = {"num_cpus": 0}
         self.stem_lanes = {
-            s: StatefulLane(lambda s=s: StemActor.options(**stem_opts).remote(s, cfg, latency), preroll, f"stem {s}")
+            s: StatefulLane(lambda s=s: StemActor.options(**opts).remote(s, cfg, latency), name=f"stem {s}", **lane)
             for s in stems}
-        self.mix_lane = StatefulLane(lambda: MixMasterActor.options(**stem_opts).remote(cfg), preroll, "mix/master")
+        self.mix_lane = StatefulLane(lambda: MixMasterActor.options(**opts).remote(cfg), name="mix/master", **lane)
         self.stems_in_flight: collections.deque = collections.deque()  # blocks sent to the stem lanes
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self.separated_s = 0.0
@@ -267,7 +315,7 @@ class RayPipeline:
             return
         stems = to_stem_dict(self.sources, stitched)
         n = stitched.shape[-1]
-        self.quality.update(self._mix_fifo.pop(n), stems)
+        self.quality.update(self._mix_fifo.pop(n)["mix"], stems)
         self.separated_s += n / SAMPLE_RATE
         for block in self.reblocker.push(stems):
             self._submit_stems(block)
@@ -288,19 +336,19 @@ class RayPipeline:
             self.mix_lane.submit("process", *[enhanced[s] for s in STEM_NAMES])
             self.enhanced_s += next(iter(enhanced.values())).shape[1] / SAMPLE_RATE
             self._mixed.append(enhanced)
-        while self.mix_lane.inflight and (wait or self.mix_lane.head_ready()):
+        while self._mixed and (wait or self.mix_lane.head_ready()):
             mix, preview = self.mix_lane.pop()
             out.append(ProcessedBlock(mix, preview, self._mixed.popleft()))
         return out
 
     def feed(self, block: np.ndarray) -> list[ProcessedBlock]:
-        self._mix_fifo.push(block)
+        self._mix_fifo.push({"mix": block})
         self._consumed += block.shape[1]
         for w in self.planner.push(block):
             self._submit_window(w)
         self._collect_windows(wait=False)
         # bound the in-order backlog too: never more than a few blocks queued per lane
-        backlog = max(len(self.stems_in_flight), len(self.mix_lane.inflight))
+        backlog = max(len(self.stems_in_flight), len(self._mixed))
         return self._drain(wait=backlog > self.MAX_BLOCKS_QUEUED)
 
     def finish(self) -> list[ProcessedBlock]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.errors import ResonateError
+from engine.blocks import StemFifo
 from engine.pipeline import LocalPipeline, StageConfigs
 
 from .events import AudioChunk, EventSink, Finished, Info, Progress
@@ -137,42 +138,6 @@ def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-class _StemQueue:
-    """Enhanced stems waiting for the streamed preview to catch up.
-
-    The stems come out of the pipeline with the unmastered mix; the preview
-    master's look-ahead makes the preview lag them by a few milliseconds (all
-    are aligned to the input's samples).  ``push`` stems as they come, ``pop(n)``
-    exactly the ``n`` samples of each preview block; only that lag is held.
-    """
-
-    def __init__(self):
-        self._parts: dict[str, list[np.ndarray]] = {}
-        self.available = 0  # samples per stem waiting
-
-    def push(self, stems: dict) -> None:
-        lengths = {v.shape[1] for v in stems.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"stems of different lengths {sorted(lengths)}")
-        for k, v in stems.items():
-            self._parts.setdefault(k, []).append(v)
-        self.available += lengths.pop()
-
-    def pop(self, n: int) -> dict | None:
-        """``n`` samples of every stem ((channels, n) arrays), or None when none are queued."""
-        if not self._parts:
-            return None
-        if n > self.available:
-            raise ValueError(f"preview block of {n} samples, only {self.available} stem samples queued")
-        out = {}
-        for k, parts in self._parts.items():
-            cat = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-            out[k] = cat[:, :n]
-            self._parts[k] = [cat[:, n:]] if cat.shape[1] > n else []
-        self.available -= n
-        return out
-
-
 class _Writers:
     """The job's files: stored unmastered mix (temp) and optional stems; all atomic."""
 
@@ -254,7 +219,8 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     produced = 0
     first_audio_s = None
 
-    stem_queue = _StemQueue() if outputs.stream_stems else None
+    # the preview lags the stems by the limiter look-ahead: hand out each preview block's length
+    stem_queue = StemFifo() if outputs.stream_stems else None
 
     def handle(processed) -> None:
         nonlocal seq, offset, produced, first_audio_s
@@ -265,7 +231,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                 stem_queue.push(pb.stems)
             n = pb.preview.shape[1]
             if n:
-                stems = stem_queue.pop(n) if stem_queue is not None else None
+                stems = stem_queue.pop(n) if stem_queue is not None and stem_queue.available else None
                 emit(AudioChunk(seq=seq, offset=offset, sample_rate=SAMPLE_RATE, audio=pb.preview, stems=stems))
                 if first_audio_s is None:
                     first_audio_s = time.perf_counter() - t0

@@ -44,7 +44,7 @@ class RaySessions:
     def multi_node(self, nodes: int = 3):
         """A head plus ``nodes - 1`` worker nodes on this machine, 1 CPU each; returns the Cluster."""
         import ray
-        from ray._private.utils import reset_ray_address
+        from ray._common.utils import reset_ray_address
         from ray.cluster_utils import Cluster
 
         from resonate_stream.ray_pipeline import init_ray
