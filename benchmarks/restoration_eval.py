@@ -12,7 +12,8 @@ Both the degraded input (decoded as the pipeline decodes it) and the mastered
 output are scored against the clean excerpt with
 :mod:`benchmarks.restoration_metrics` after time alignment and gain matching:
 tonal-balance error (dB), log-spectral distance (dB), multi-resolution STFT
-distance, SI-SDR (dB) and energy above 8 kHz relative to the original (dB).
+distance, SI-SDR (dB) and energy above 8 kHz (8-16 kHz) relative to the original
+(dB); the spectral scores stop at 16 kHz, where the lossy clean files end.
 The master is checked against -14 +- 0.5 LUFS (pyloudnorm) and <= -1 dBTP
 (``engine.master.loudness.true_peak_dbtp``).  A per-clip table, the means and
 the targets are printed; everything goes to ``benchmarks/results/`` as JSON.
@@ -22,7 +23,7 @@ Run::
     python benchmarks/restoration_eval.py                      # 5 clips x 25 s, DSP separator
     python benchmarks/restoration_eval.py --seconds 10 --clips vibe trumpet
     python benchmarks/restoration_eval.py --multitrack         # + Filosax mixture
-    python benchmarks/restoration_eval.py --set restore.tonal_balance=0   # A/B a setting
+    python benchmarks/restoration_eval.py --set mix.auto_level=false   # A/B a setting
     python benchmarks/restoration_eval.py --separator demucs --model-repo DIR   # smoke test
 
 Exits 0 with a message when ``../shared/audio`` is absent.
@@ -240,7 +241,8 @@ def print_table(rows: list[dict]) -> dict:
     print("-" * len(head))
     print(f"{'mean':12s} " + " ".join(cells)
           + f" {fmt(mean['master']['lufs'], 7)} {fmt(mean['master']['true_peak_dbtp'], 6)}")
-    print("(each cell: degraded input -> restored output; lower is better except SI-SDR; HF>8k: 0 dB = as the original)")
+    print("(each cell: degraded input -> restored output; lower is better except SI-SDR; "
+          "HF>8k: 0 dB = as the original)")
     return mean
 
 
@@ -307,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             row = run_clip(name, path, index[name], args, settings, workdir)
             d = row["degradation"]
             print(f"[{name}] {row['seconds']:.1f} s, rir {d['rir']}, wet {d['wet']:.2f}, SNR {d['snr_db']:.1f} dB, "
-                  f"drive {d['agc_drive']:.2f}, AAC {d['bitrate'] // 1000} kbit/s; band {row['band_limits_hz']}; "
+                  f"drive {d['agc_drive']:.2f}, AAC {d['bitrate'] // 1000} kbit/s; detected band "
+                  f"{row['band_limits_hz'][0]:.0f}-{row['band_limits_hz'][1]:.0f} Hz; "
                   f"{row['separator']} separator, {row['realtime_factor']:.2f}x real time", flush=True)
             rows.append(row)
     finally:

@@ -15,9 +15,11 @@ scored against it (the degraded input or the restored output).
   centres); the error is ``min_c mean_k |d_k - c|`` with ``d = L_est - L_ref``,
   i.e. the mean absolute band difference after the overall level offset that
   best matches the two (the median of ``d``, robust to a few dead bands).
-* :func:`high_band_energy_db`: energy above 8 kHz of ``est`` relative to ``ref``
-  (dB) after the same level normalisation (``- median(d)``), so it says how
-  much high band there is compared with the body of the music.
+* :func:`high_band_energy_db`: energy from 8 to 16 kHz of ``est`` relative to
+  ``ref`` (dB) after the same level normalisation (``- median(d)``), so it says
+  how much high band there is compared with the body of the music.
+* The spectral scores stop at :data:`SCORE_MAX_HZ` (16 kHz): the clean
+  references are lossy files (Vorbis) whose own content ends at 16-19 kHz.
 * :func:`log_spectral_distance` (dB), :func:`mr_stft_distance`
   (spectral convergence + mean absolute log magnitude, averaged over several
   FFT sizes) and :func:`si_sdr` (dB): computed after gain matching by
@@ -35,6 +37,10 @@ TONAL_BAND_HZ: tuple[float, float] = (45.0, 17000.0)
 LTAS_NFFT = 8192
 #: (n_fft, hop) of the multi-resolution STFT distance
 MR_STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512), (4096, 1024))
+#: highest frequency the spectral scores look at (Hz): the clean references are
+#: lossy files whose own content stops at 16-19 kHz, so content a restoration
+#: generates above that would be scored as an error against them
+SCORE_MAX_HZ = 16000.0
 #: RMS that :func:`score` normalises the reference to (linear)
 SCORE_RMS = 0.1
 
@@ -155,7 +161,7 @@ def tonal_balance_error(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
 
 
 def high_band_energy_db(ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float = 8000.0,
-                        top_hz: float = 20000.0) -> float:
+                        top_hz: float = SCORE_MAX_HZ) -> float:
     """Energy of ``est`` in ``[cutoff_hz, top_hz)`` relative to ``ref`` (dB), with the
     overall level of ``est`` normalised as in :func:`tonal_balance_error`."""
     _, _, off = tonal_difference_db(ref, est, sr)
@@ -179,7 +185,7 @@ def _stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 def log_spectral_distance(ref: np.ndarray, est: np.ndarray, sr: int, n_fft: int = 2048, hop: int = 512,
-                          band_hz: tuple[float, float] = (50.0, 16000.0), floor_db: float = -80.0) -> float:
+                          band_hz: tuple[float, float] = (50.0, SCORE_MAX_HZ), floor_db: float = -80.0) -> float:
     """Log-spectral distance (dB): per frame and channel
     ``sqrt(mean_f (10 log10 P_ref - 10 log10 P_est)^2)`` over ``band_hz``, averaged.
 
@@ -196,18 +202,20 @@ def log_spectral_distance(ref: np.ndarray, est: np.ndarray, sr: int, n_fft: int 
 
 
 def mr_stft_distance(ref: np.ndarray, est: np.ndarray, resolutions=MR_STFT_RESOLUTIONS,
-                     eps: float = 1e-5) -> dict:
+                     eps: float = 1e-5, sr: int = 44100, max_hz: float | None = SCORE_MAX_HZ) -> dict:
     """Multi-resolution STFT distance (as in Parallel WaveGAN's loss).
 
     Per ``(n_fft, hop)``: spectral convergence ``||S_ref - S_est||_F / ||S_ref||_F``
-    and log magnitude ``mean |ln(S_ref + eps) - ln(S_est + eps)|``; each is
-    averaged over the resolutions.  Returns ``{"sc", "log_mag", "total"}``
-    (``total = sc + log_mag``).  Level-sensitive: gain-match first.
+    and log magnitude ``mean |ln(S_ref + eps) - ln(S_est + eps)|`` over the bins
+    up to ``max_hz`` (None: all); each is averaged over the resolutions.
+    Returns ``{"sc", "log_mag", "total"}`` (``total = sc + log_mag``).
+    Level-sensitive: gain-match first.
     """
     sc, lm = [], []
     for n_fft, hop in resolutions:
-        a = _stft_mag(ref, n_fft, hop)
-        b = _stft_mag(est, n_fft, hop)
+        k = None if max_hz is None else int(np.floor(max_hz * n_fft / sr)) + 1
+        a = _stft_mag(ref, n_fft, hop)[:, :k]
+        b = _stft_mag(est, n_fft, hop)[:, :k]
         sc.append(np.linalg.norm(a - b) / (np.linalg.norm(a) + 1e-20))
         lm.append(np.mean(np.abs(np.log(a + eps) - np.log(b + eps))))
     out = {"sc": float(np.mean(sc)), "log_mag": float(np.mean(lm))}
@@ -246,7 +254,7 @@ def score(ref: np.ndarray, est: np.ndarray, sr: int, max_lag: int | None = None)
     r, e, lag = align(ref, est, int(max_lag if max_lag is not None else sr // 2))
     r = r * (SCORE_RMS / (np.sqrt(np.mean(r * r)) + 1e-20))
     e = e * ls_gain(r, e)
-    mr = mr_stft_distance(r, e)
+    mr = mr_stft_distance(r, e, sr=sr)
     return {
         "lag_samples": lag,
         "tonal_error_db": tonal_balance_error(r, e, sr),

@@ -60,6 +60,37 @@ def test_full_band_and_silence():
     assert detect_band_limits(np.zeros(SR, np.float32), SR) == (0.0, 0.0)
 
 
+def phone_like(seconds: float = 6.0, seed: int = 0, floor_db: float = -45.0) -> np.ndarray:
+    """Bright white noise through a phone's 6th-order Butterworth 100 Hz - 8 kHz band-pass,
+    plus a broadband floor ``floor_db`` below the input (AGC / codec by-products), (2, n) float32."""
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    x = 0.1 * rng.standard_normal((2, int(seconds * SR)))
+    sos = signal.butter(6, [100.0, 8000.0], btype="bandpass", fs=SR, output="sos")
+    floor = 0.1 * 10 ** (floor_db / 20) * rng.standard_normal(x.shape)
+    return (signal.sosfilt(sos, x, axis=1) + floor).astype(np.float32)
+
+
+def test_phone_band_edges_are_found_at_the_knees():
+    x = phone_like()
+    low, high = detect_band_limits(x, SR)
+    # the knee of the 36 dB/octave roll-off, not where it has fallen 30 dB (about 12 kHz on bright noise)
+    assert 8000.0 <= high < 9000.0
+    assert detect_band_limits(x, SR, edge_slope_db_per_oct=None)[1] > 11000.0
+    # the high-pass edge under the by-product floor
+    assert 75.0 < low < 110.0
+
+
+def test_no_false_edges_on_smooth_spectra():
+    from scipy import signal
+
+    rng = np.random.default_rng(7)
+    x = signal.lfilter([1.0], [1.0, -0.9], 0.05 * rng.standard_normal((2, 4 * SR)), axis=1)  # -6 dB/oct
+    low, high = detect_band_limits(x.astype(np.float32), SR)
+    assert low < 30.0 and high > 19000.0
+
+
 def test_streaming_detector_matches_offline_and_passes_through():
     x = np.stack([band_noise(150, 6000, 2.0, seed=3)] * 2)
     det = BandLimitDetector(SR)
@@ -98,6 +129,23 @@ def test_extender_fills_the_missing_band_and_keeps_the_rest():
     assert band_db(d, 50, 7500) < band_db(x, 50, 7500) - 60.0
     # channel balance is kept
     assert band_db(y[1], 9000, 12000) - 10 * np.log10(3000) == pytest.approx(after + 20 * np.log10(0.7), abs=1.0)
+
+
+def test_extender_only_fills_what_is_missing():
+    # full-band input: the band above the "cutoff" is already at the envelope, nothing is added
+    rng = np.random.default_rng(3)
+    x = (0.05 * rng.standard_normal((2, 3 * SR))).astype(np.float32)
+    y = run_in_blocks(LatencyAligned(HighBandExtender(8000.0, amount=1.0)), x)
+    assert band_db(y[0], 9000, 14000) - band_db(x[0], 9000, 14000) < 0.2
+    # the old additive behaviour puts the generated band on top
+    z = run_in_blocks(LatencyAligned(HighBandExtender(8000.0, amount=1.0, fill_only=False)), x)
+    assert band_db(z[0], 9000, 14000) - band_db(x[0], 9000, 14000) > 1.0
+    # a phone-like soft edge: the extension tops up the attenuated band instead of doubling it
+    p = phone_like(3.0)
+    w = run_in_blocks(LatencyAligned(HighBandExtender(8000.0, amount=1.0)), p)
+    in_band = band_db(p[0], 4000, 7000) - 10 * np.log10(3000)
+    top = band_db(w[0], 9000, 12000) - 10 * np.log10(3000)
+    assert in_band - 8.0 < top < in_band + 1.0
 
 
 def test_extender_on_a_harmonic_tone_adds_falling_partials():

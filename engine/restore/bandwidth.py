@@ -26,6 +26,11 @@ from .stft import StreamingSTFTStage
 
 #: default steepness (dB/octave) that marks a roll-off as a recording's band edge
 EDGE_SLOPE_DB_PER_OCT = 20.0
+#: the high edge is refined to the roll-off knee only below this (Hz): a recording
+#: whose threshold edge is higher is full-band for restoration purposes, and a
+#: steep fall above it is the music's own (or a codec's), not a phone's
+KNEE_BELOW_HZ = 16000.0
+
 
 def median_smooth_fractional_octave(freqs: np.ndarray, psd: np.ndarray, fraction: float = 12.0) -> np.ndarray:
     """Running median of a power spectrum over ``1/fraction``-octave windows.
@@ -75,9 +80,12 @@ def band_limits_from_psd(freqs: np.ndarray, psd: np.ndarray, drop_db: float = 30
     leakage (see :func:`window_smear_bins`).  Silence gives ``(0.0, 0.0)``.
 
     With ``edge_slope_db_per_oct`` (dB/octave, e.g. 20) the high edge is then
-    moved down to the *knee* of the roll-off: the threshold point of a steep
-    filter (a phone's ~36 dB/octave low-pass) on bright music lies far above
-    where the roll-off starts.  See :func:`roll_off_knee`.
+    moved down to the *knee* of the roll-off when it is below
+    :data:`KNEE_BELOW_HZ`: the threshold point of a steep filter (a phone's
+    ~36 dB/octave low-pass) on bright music lies far above where the roll-off
+    starts (:func:`roll_off_knee`); and the low edge is
+    moved up to a steep high-pass edge hidden under a floor of AGC / codec
+    by-products (:func:`high_pass_edge`).
 
     ``freqs`` ``(F,)`` Hz, uniform from 0; ``psd`` ``(F,)`` power (any scale).
     """
@@ -107,7 +115,9 @@ def band_limits_from_psd(freqs: np.ndarray, psd: np.ndarray, drop_db: float = 30
     if high < nyq - smear_hz:
         high -= smear_hz
     if edge_slope_db_per_oct is not None and high > low:
-        high = max(roll_off_knee(freqs, level, high, edge_slope_db_per_oct, edge_search_octaves), low)
+        if high < KNEE_BELOW_HZ:
+            high = max(roll_off_knee(freqs, level, high, edge_slope_db_per_oct, edge_search_octaves), low)
+        low = min(max(low, high_pass_edge(freqs, level, low, edge_slope_db_per_oct)), high)
     return low, max(high, low)
 
 
@@ -139,6 +149,43 @@ def roll_off_knee(freqs: np.ndarray, level_db: np.ndarray, high_hz: float, slope
     return float(min(f * 2.0 ** half_window_oct, high_hz))
 
 
+def high_pass_edge(freqs: np.ndarray, level_db: np.ndarray, low_hz: float, slope_db_per_oct: float = 20.0,
+                   min_drop_db: float = 20.0, half_window_oct: float = 1.0 / 6.0,
+                   top_hz: float = 1000.0) -> float:
+    """The edge of a steep high-pass (a phone's ~100 Hz) hidden under a low-level floor (Hz).
+
+    A phone's automatic gain control, clipping and codec leave a floor of
+    by-products below its high-pass, often within the ``drop_db`` of
+    :func:`band_limits_from_psd`, so the threshold rule finds no low edge.
+    Scanning down from ``min(top_hz, max(400, 2 * low_hz))`` in 1/48-octave
+    steps, an edge is a rise steeper than ``slope_db_per_oct`` (slope over
+    +-``half_window_oct``; a brick wall is found exactly) such that the whole
+    range from half an octave to an octave below it lies at least
+    ``min_drop_db`` under the level above the rise.  Returns
+    the highest such edge, or ``low_hz`` when there is none (or it is lower).
+    ``level_db`` ``(F,)`` is a smoothed spectrum (dB) at ``freqs`` Hz.
+    """
+    sel = freqs > 0
+    lf = np.log2(freqs[sel])
+    lv = level_db[sel]
+
+    def level(x: float) -> float:
+        return float(np.interp(np.log2(x), lf, lv))
+
+    f = min(top_hz, max(400.0, 2.0 * low_hz))
+    bottom = max(low_hz, 2.0 * freqs[sel][0], 20.0)
+    step = 2.0 ** (-1.0 / 48.0)
+    while f > bottom:
+        slope = (level(f * 2.0 ** half_window_oct) - level(f * 2.0 ** -half_window_oct)) / (2.0 * half_window_oct)
+        if slope >= slope_db_per_oct:
+            edge = f * 2.0 ** -half_window_oct
+            below = max(level(edge * 2.0 ** (-k / 24.0)) for k in range(12, 25))
+            if level(f * 2.0 ** half_window_oct) - below >= min_drop_db:
+                return float(max(edge, low_hz))
+        f *= step
+    return float(low_hz)
+
+
 class BandLimitDetector(Stage):
     """Streaming long-term-average-spectrum band-limit detector.
 
@@ -148,7 +195,8 @@ class BandLimitDetector(Stage):
     ``(low_hz, high_hz)`` so far (see :func:`band_limits_from_psd`).  Memory is
     ``O(n_fft)`` whatever the stream length.  A phone recording typically
     gives about ``(100, 8000)``.  ``edge_slope_db_per_oct`` (None = off) moves
-    the high edge to the knee of a steep roll-off (:func:`roll_off_knee`).
+    the high edge to the knee of a steep roll-off (:func:`roll_off_knee`) and
+    the low edge to a steep high-pass edge (:func:`high_pass_edge`).
     """
 
     name = "band_limit_detector"

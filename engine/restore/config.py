@@ -46,7 +46,8 @@ class RestoreConfig:
         self.validate()
 
     def validate(self) -> None:
-        checks = {"high_band": (0.0, 2.0), "high_band_rolloff_db_per_oct": (0.0, 24.0), "sub_bass": (0.0, 2.0), "full_band_hz": (2000.0, 22050.0),
+        checks = {"high_band": (0.0, 2.0), "high_band_rolloff_db_per_oct": (0.0, 24.0), "sub_bass": (0.0, 2.0),
+                  "full_band_hz": (2000.0, 22050.0),
                   "sub_bass_below_hz": (20.0, 300.0), "dereverb_wet": (0.0, 1.0), "dereverb_floor_db": (-40.0, 0.0)}
         for name, (lo, hi) in checks.items():
             v = getattr(self, name)
