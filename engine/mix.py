@@ -11,7 +11,9 @@ Per stem ``s`` the applied gain is ``auto_s + user_s`` dB (zero when muted):
   pauses gated out).  Among the *active* stems (running loudness at or above
   ``silence_lufs``, -60 LUFS) the reference is
   ``ref = mean_s(L_s - target_s)`` and the wanted gain is
-  ``ref + target_s - L_s``, bounded to ``+-max_auto_gain_db`` (12 dB).  The
+  ``ref + target_s - L_s``, bounded to ``-max_auto_gain_db`` (12 dB) below and
+  ``+max_auto_boost_db`` (4 dB) above: a stem far below its target is more
+  often separation leakage than a real part, and raising it raises artefacts.  The
   wanted gains average 0 dB, so auto-levelling rebalances without making the
   mix louder or quieter overall.  Inactive (silent) stems get 0 dB: they are
   never boosted.  Muted stems still count for the reference, so muting one
@@ -53,7 +55,9 @@ class MixConfig:
     gains_db : stem -> user gain on top of auto-level, dB (default 0).
     mute : stem -> muted.
     auto_level : ride each stem's gain to its target.
-    max_auto_gain_db : bound of the auto gain, +-dB.
+    max_auto_gain_db : largest auto-level cut, dB.
+    max_auto_boost_db : largest auto-level boost, dB (a quiet stem is more
+        often leakage than a real part).
     max_rate_db_per_s : fastest auto-gain change, dB per second.
     smoothing_s : time constant of the auto-gain one-pole, s.
     loudness_window_s : time constant of each stem's running loudness, s.
@@ -65,6 +69,7 @@ class MixConfig:
     mute: dict[str, bool] = field(default_factory=dict)
     auto_level: bool = True
     max_auto_gain_db: float = 12.0
+    max_auto_boost_db: float = 4.0
     max_rate_db_per_s: float = 3.0
     smoothing_s: float = 2.0
     loudness_window_s: float = 10.0
@@ -92,7 +97,8 @@ class MixConfig:
                         raise SettingsError(f"mix.{name}.{k} = {v} dB is outside -60..+60 dB")
         if not isinstance(self.auto_level, (bool, np.bool_)):
             raise SettingsError(f"mix.auto_level must be true or false, got {self.auto_level!r}")
-        for name, lo, hi in (("max_auto_gain_db", 0.0, 40.0), ("max_rate_db_per_s", 0.01, 100.0),
+        for name, lo, hi in (("max_auto_gain_db", 0.0, 40.0), ("max_auto_boost_db", 0.0, 40.0),
+                             ("max_rate_db_per_s", 0.01, 100.0),
                              ("smoothing_s", 0.0, 600.0), ("loudness_window_s", 0.5, 3600.0),
                              ("silence_lufs", -120.0, 0.0)):
             v = getattr(self, name)
@@ -190,7 +196,7 @@ class StemMixer:
         ref = sum(loud[s] - cfg.target_db(s) for s in active) / len(active)
         for s in active:
             w = ref + cfg.target_db(s) - loud[s]
-            wanted[s] = max(-cfg.max_auto_gain_db, min(cfg.max_auto_gain_db, w))
+            wanted[s] = max(-cfg.max_auto_gain_db, min(cfg.max_auto_gain_db, cfg.max_auto_boost_db, w))
         return wanted
 
     def _grid_update(self) -> None:

@@ -92,7 +92,7 @@ def test_auto_level_reaches_relative_targets_after_settling():
     stems = _stems(seconds=20.0)
     solo = {}
     for s in stems:  # solo each stem by muting the others (mute does not move the others' gains)
-        mixer = StemMixer(MixConfig(mute={k: k != s for k in stems}))
+        mixer = StemMixer(MixConfig(mute={k: k != s for k in stems}, max_auto_boost_db=12.0))
         solo[s] = _lufs(_mix_in_blocks(mixer, stems, sizes=[8192])[:, -8 * SR:])
     for s in stems:
         rel = solo[s] - solo["vocals"]
@@ -106,10 +106,20 @@ def test_auto_level_reaches_relative_targets_after_settling():
 
 def test_auto_gain_is_bounded():
     stems = _stems(seconds=15.0, levels=(-50.0, -10.0, -10.0, -10.0))
-    mixer = StemMixer()
+    mixer = StemMixer(MixConfig(max_auto_boost_db=12.0))
     _mix_in_blocks(mixer, stems, sizes=[44100])
     g = mixer.auto_gains_db()
     assert g["vocals"] <= 12.0 + 1e-9 and g["vocals"] > 11.0  # wanted ~+30 dB, capped at +12
+
+
+def test_quiet_stem_is_boosted_at_most_max_auto_boost_by_default():
+    """A stem far below its target (often leakage) is not pulled up into the mix."""
+    stems = _stems(seconds=15.0, levels=(-40.0, -10.0, -10.0, -10.0))
+    mixer = StemMixer()
+    _mix_in_blocks(mixer, stems, sizes=[44100])
+    g = mixer.auto_gains_db()
+    assert 3.0 < g["vocals"] <= 4.0 + 1e-9
+    assert min(g.values()) >= -12.0 - 1e-9
 
 
 def test_silent_stem_keeps_neutral_gain():
