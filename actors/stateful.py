@@ -1,11 +1,13 @@
 """Actors for the in-order stages: one per stem, and the mix + preview master.
 
 They hold state (filters, envelopes, noise profiles) and must see their input
-strictly in order.  The coordinator checkpoints that state now and then
-(``snapshot``: the pickled engine objects, a fraction of a MB); after a crash
-it replaces the actor, ``restore``s the last snapshot and replays the input
-since (``prime``), or - when there is no snapshot - primes it with a short
-pre-roll of recent input.
+strictly in order.  An actor is created empty (paying the engine's imports
+once) and ``start``s a job's stages; the coordinator keeps idle actors warm
+between jobs, so a job does not wait for new processes.  The coordinator
+checkpoints the state now and then (``snapshot``: the pickled engine objects,
+a fraction of a MB); after a crash it replaces the actor, ``restore``s the
+last snapshot and replays the input since (``prime``), or - when there is no
+snapshot - primes it with a short pre-roll of recent input.
 """
 from __future__ import annotations
 
@@ -16,7 +18,15 @@ import ray
 
 @ray.remote
 class StemActor:
-    def __init__(self, stem: str, cfg, common_latency: int):
+    def __init__(self):
+        import engine.enhance.chains  # noqa: F401  (imports paid here, not by the first job)
+        import engine.pipeline  # noqa: F401
+        import engine.restore.chains  # noqa: F401
+
+        self.proc = None
+
+    def start(self, stem: str, cfg, common_latency: int) -> None:
+        """Fresh stages for one stem of a new job (``engine.pipeline.StemProcessor``)."""
         from engine.pipeline import StemProcessor
 
         self.proc = StemProcessor(stem, cfg, common_latency)
@@ -49,7 +59,14 @@ class StemActor:
 
 @ray.remote
 class MixMasterActor:
-    def __init__(self, cfg):
+    def __init__(self):
+        import engine.master.preview  # noqa: F401
+        import engine.mix  # noqa: F401
+
+        self.mm = None
+
+    def start(self, cfg) -> None:
+        """Fresh mixer + preview master for a new job (``engine.pipeline.MixMaster``)."""
         from engine.pipeline import MixMaster
 
         self.mm = MixMaster(cfg)
@@ -75,3 +92,6 @@ class MixMasterActor:
 
     def stem_gains_db(self) -> dict:
         return self.mm.stem_gains_db()
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()

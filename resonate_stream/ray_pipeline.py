@@ -1,21 +1,25 @@
-"""The job graph on Ray: a shared separator pool, per-job stem and mix actors.
+"""The job graph on Ray: shared separator and stage actor pools, one coordinator per job.
 
-The coordinator (this module, running in the gateway process) does what
-:class:`engine.pipeline.LocalPipeline` does, with the model and in-order
+The coordinator (:class:`RayPipeline`, running in the gateway process) does
+what :class:`engine.pipeline.LocalPipeline` does, with the model and in-order
 stages living in actors:
 
-* windows from the :class:`WindowPlanner` go to the separator pool with at
-  most ``inflight_per_actor`` windows per actor in flight (back-pressure); they
-  come back in any order and the :class:`OverlapAddStitcher` reorders them;
+* windows from the :class:`WindowPlanner` go to the :class:`SeparatorPool`
+  with at most ``inflight_per_actor`` windows per actor in flight
+  (back-pressure); they come back in any order and the
+  :class:`OverlapAddStitcher` reorders them;
 * stitched stems are re-blocked to the same 1 s blocks as in-process and sent
   to one :class:`StemActor` per stem; results go to the :class:`MixMasterActor`.
-  Calls are pipelined: window k+1 separates while block k is enhanced.
+  Calls are pipelined: window k+1 separates while block k is enhanced.  The
+  stem and mix/master actors come warm from a :class:`StageActorPool` (a new
+  process per actor and job otherwise costs seconds before the first audio).
 
 Faults: separator actors are stateless; Ray restarts them and retries their
 windows, so the output is unchanged.  A stateful actor that dies is replaced
-and re-primed with the last ``preroll_s`` seconds of its input, then the blocks
-in flight are re-sent; its output converges back to the uninterrupted run's
-within a few seconds (see ``tests/test_ray_faults.py`` for the measured bound).
+by its :class:`StatefulLane`, which restores the last state snapshot and
+replays the input since (output unchanged too), or - for stages that cannot
+be pickled - re-primes it with the last ``preroll_s`` seconds of input
+(output converges back; bound measured in ``tests/test_ray_faults.py``).
 
 Each pipeline keeps counters (:meth:`RayPipeline.stats`): windows per actor,
 the peak number of windows in flight, actor recoveries.
@@ -26,7 +30,7 @@ import collections
 import os
 import socket
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import ray
@@ -36,9 +40,8 @@ from actors.placement import actor_options, cluster_devices
 from actors.separator import SeparatorActor
 from actors.stateful import MixMasterActor, StemActor
 from engine.audio import SAMPLE_RATE, STEM_NAMES
-from engine.blocks import StemReblocker
-from engine.errors import ResonateError, SettingsError
-from engine.blocks import StemFifo
+from engine.blocks import StemFifo, StemReblocker
+from engine.errors import ModelUnavailableError, ResonateError, SettingsError
 from engine.pipeline import PIPELINE_BLOCK, ProcessedBlock, StageConfigs, common_stem_latency
 from engine.separation.base import to_stem_dict
 from engine.separation.quality import SeparationQualityMeter
@@ -52,6 +55,12 @@ class RayClusterUnavailableError(ResonateError):
     code = "ray_unavailable"
 
 
+class StageActorFailedError(ResonateError):
+    """An in-order stage actor kept dying although it was replaced each time."""
+
+    code = "stage_actor_failed"
+
+
 class SeparatorPool:
     """``n_actors`` separator actors with the same settings (shared across jobs).
 
@@ -62,7 +71,7 @@ class SeparatorPool:
     """
 
     def __init__(self, separation: SeparationSettings, n_actors: int | None = None, threads: int | None = None,
-                 start_timeout_s: float = 300.0):
+                 start_timeout_s: float = 300.0, warm_up: bool = True):
         device = separation.device if separation.device != "auto" else cluster_devices()
         params = {**separation.__dict__, "device": device}
         if n_actors is None:
@@ -85,9 +94,13 @@ class SeparatorPool:
         kinds = {(g["description"].get("separator"), g["description"].get("model")) for g in geoms}
         if len(kinds) > 1:
             self.shutdown()
-            raise RuntimeError(f"separator actors disagree on the model they loaded: {sorted(kinds)}; "
-                               "put the same weights on every node (see README 'Model weights')")
+            raise ModelUnavailableError(f"separator actors disagree on the model they loaded: {sorted(kinds)}; "
+                                        "put the same weights on every node (see README 'Model weights')")
         self.geometry = geoms[0]
+        if warm_up:  # one silent window each: JIT compiles and allocations before the first job
+            planner = self.geometry["geometry"].planner()
+            (window, *_) = planner.push(np.zeros((2, planner.latency_samples), np.float32))
+            ray.get([a.separate.remote(window) for a in self.actors])
         self._lock = threading.Lock()  # jobs may share the pool from several threads
         self.inflight = [0] * len(self.actors)
         self.windows_per_actor = [0] * len(self.actors)
@@ -125,6 +138,66 @@ def default_pool_size(device: str) -> int:
     if device == "mps":
         return max(1, int(res.get("mps", 1)))
     return max(1, min(8, int(res.get("CPU", 2)) - 1))
+
+
+class StageActorPool:
+    """Idle stem and mix/master actors kept warm between jobs (shared, like the separator pool).
+
+    Starting an actor costs a new worker process and the engine's imports
+    (seconds on a small machine, five times per job); a job takes its actors
+    from here and gives them back when it ends.  Holds ``jobs`` sets (4 stem
+    + 1 mix/master actors) ready; more are created on demand.  With
+    ``warm_cfg`` each actor first runs a second of quiet noise through those
+    stages (JIT caches, first-call allocations).
+    """
+
+    KINDS = {"stem": StemActor, "mix": MixMasterActor}
+
+    def __init__(self, jobs: int = 1, warm_cfg: StageConfigs | None = None):
+        self._lock = threading.Lock()
+        self._idle: dict[str, list] = {kind: [] for kind in self.KINDS}
+        for _ in range(jobs):
+            for kind, n in (("stem", len(STEM_NAMES)), ("mix", 1)):
+                self._idle[kind].extend(self.new(kind) for _ in range(n))
+        calls = [a.node_id.remote() for actors in self._idle.values() for a in actors]  # up and imported
+        if warm_cfg is not None:
+            noise = (np.random.default_rng(0).standard_normal((2, PIPELINE_BLOCK)) * 0.01).astype(np.float32)
+            latency = common_stem_latency(warm_cfg)
+            for stem, actor in zip(STEM_NAMES * jobs, self._idle["stem"]):
+                actor.start.remote(stem, warm_cfg, latency)
+                calls += [actor.process.remote(noise), actor.flush.remote()]
+            for actor in self._idle["mix"]:
+                actor.start.remote(warm_cfg)
+                calls += [actor.process.remote(noise, noise, noise, noise), actor.flush.remote()]
+        ray.get(calls)
+
+    @classmethod
+    def new(cls, kind: str):
+        """A new idle actor of ``kind`` (``stem`` or ``mix``); in-order stages are cheap: no CPU reserved."""
+        return cls.KINDS[kind].options(num_cpus=0).remote()
+
+    def take(self, kind: str):
+        with self._lock:
+            if self._idle[kind]:
+                return self._idle[kind].pop()
+        return self.new(kind)
+
+    def give_back(self, kind: str, actor) -> None:
+        with self._lock:
+            self._idle[kind].append(actor)
+
+    @property
+    def idle(self) -> dict[str, int]:
+        """Idle actors per kind."""
+        with self._lock:
+            return {kind: len(actors) for kind, actors in self._idle.items()}
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for actors in self._idle.values():
+                for a in actors:
+                    ray.kill(a)
+                actors.clear()
 
 
 class StatefulLane:
@@ -222,7 +295,8 @@ class StatefulLane:
         while True:
             self.recoveries += 1
             if self.recoveries > self.max_recoveries:
-                raise RuntimeError(f"{self.name} actor died {self.recoveries} times; giving up")
+                raise StageActorFailedError(f"the {self.name} actor died {self.recoveries} times in one job "
+                                            "(out of memory? see the Ray logs); giving up")
             try:
                 ray.kill(self.actor, no_restart=True)
             except Exception:
@@ -259,7 +333,8 @@ class RayPipeline:
     MAX_BLOCKS_QUEUED = 4
 
     def __init__(self, pool: SeparatorPool, cfg: StageConfigs, *, inflight_per_actor: int = 2,
-                 preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0, stems=STEM_NAMES):
+                 preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0,
+                 stage_actors: StageActorPool | None = None, stems=STEM_NAMES):
         g = pool.geometry
         self.pool = pool
         self.description = {**g["description"], "actors": len(pool.actors), "runner": "ray"}
@@ -280,15 +355,22 @@ class RayPipeline:
         lane = {"preroll_samples": int(preroll_s * SAMPLE_RATE),
                 "snapshot_every": max(1, round(snapshot_every_s * SAMPLE_RATE / PIPELINE_BLOCK)) if snapshot_every_s
                 else None}
-        opts = {"num_cpus": 0}
-        self.stem_lanes = {
-            s: StatefulLane(lambda s=s: StemActor.options(**opts).remote(s, cfg, latency), name=f"stem {s}", **lane)
-            for s in stems}
-        self.mix_lane = StatefulLane(lambda: MixMasterActor.options(**opts).remote(cfg), name="mix/master", **lane)
+        self.stage_actors = stage_actors
+        self._starts: list = []  # results of the actors' start() calls, not yet checked
+        self.stem_lanes = {s: StatefulLane(lambda s=s: self._stage_actor("stem", s, cfg, latency), name=f"stem {s}",
+                                           **lane) for s in stems}
+        self.mix_lane = StatefulLane(lambda: self._stage_actor("mix", cfg), name="mix/master", **lane)
         self.stems_in_flight: collections.deque = collections.deque()  # blocks sent to the stem lanes
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self.separated_s = 0.0
         self.enhanced_s = 0.0
+
+    def _stage_actor(self, kind: str, *start_args):
+        """A warm actor from ``stage_actors`` (or a new one), started for this job."""
+        actor = self.stage_actors.take(kind) if self.stage_actors else StageActorPool.new(kind)
+        # runs before any call this job sends (an actor's calls keep their order); checked in _drain
+        self._starts.append(actor.start.remote(*start_args))
+        return actor
 
     # -- separation -------------------------------------------------------
     def _submit_window(self, window) -> None:
@@ -326,11 +408,21 @@ class RayPipeline:
             lane.submit("process", block[s])
         self.stems_in_flight.append(None)
 
+    def _check_started(self) -> None:
+        """Raise a stage's start error here, rather than as a puzzling error of its first block."""
+        starts, self._starts = self._starts, []
+        try:
+            ray.get(starts)
+        except RayActorError:
+            pass  # died after starting: its lane recovers
+
     def _drain(self, wait: bool) -> list[ProcessedBlock]:
         out = []
         while self.stems_in_flight:
             if not wait and not all(l.head_ready() for l in self.stem_lanes.values()):
                 break
+            if self._starts:
+                self._check_started()
             self.stems_in_flight.popleft()
             enhanced = {s: lane.pop() for s, lane in self.stem_lanes.items()}
             self.mix_lane.submit("process", *[enhanced[s] for s in STEM_NAMES])
@@ -351,26 +443,32 @@ class RayPipeline:
         backlog = max(len(self.stems_in_flight), len(self._mixed))
         return self._drain(wait=backlog > self.MAX_BLOCKS_QUEUED)
 
-    def finish(self) -> list[ProcessedBlock]:
+    def finish(self) -> Iterator[ProcessedBlock]:
+        """End of stream: yields the remaining blocks as they become ready.
+
+        A generator, so that the last windows (up to ``max_inflight`` of them,
+        or the whole job when the input is short and was fed at once) stream
+        out one by one instead of all together when the last one is done.
+        """
         for w in self.planner.finish():
             self._submit_window(w)
         while self.windows:
             self._collect_windows(wait=True)
+            yield from self._drain(wait=True)
         self._route(self.stitcher.finish(self._consumed))
         for block in self.reblocker.finish():
             self._submit_stems(block)
-        out = self._drain(wait=True)
+        yield from self._drain(wait=True)
         for lane in self.stem_lanes.values():
             lane.submit("flush")
         tails = {s: lane.pop() for s, lane in self.stem_lanes.items()}
         self.mix_lane.submit("process", *[tails[s] for s in STEM_NAMES])
         mix, preview = self.mix_lane.pop()
-        out.append(ProcessedBlock(mix, preview, tails))
+        yield ProcessedBlock(mix, preview, tails)
         self.mix_lane.submit("flush")
         mix, preview = self.mix_lane.pop()
-        out.append(ProcessedBlock(mix, preview, {}))
         self._gains = ray.get(self.mix_lane.actor.stem_gains_db.remote())
-        return out
+        yield ProcessedBlock(mix, preview, {})
 
     def separation_quality(self) -> dict:
         return self.quality.result()
@@ -388,8 +486,18 @@ class RayPipeline:
         return getattr(self, "_gains", None)
 
     def close(self) -> None:
-        for lane in [*self.stem_lanes.values(), self.mix_lane]:
-            lane.close()
+        """Give the stage actors back to ``stage_actors`` (or end them).
+
+        After a failed or cancelled job an actor may still have calls queued:
+        they finish unread, and the next job's ``start`` (queued behind them)
+        resets the stages.  A dead actor given back is replaced by the next
+        job's lane on its first call."""
+        lanes = [("stem", lane) for lane in self.stem_lanes.values()] + [("mix", self.mix_lane)]
+        for kind, lane in lanes:
+            if self.stage_actors is not None:
+                self.stage_actors.give_back(kind, lane.actor)
+            else:
+                lane.close()
 
 
 def ray_pipeline_factory(pool: SeparatorPool, **options) -> Callable:
@@ -398,6 +506,11 @@ def ray_pipeline_factory(pool: SeparatorPool, **options) -> Callable:
         return RayPipeline(pool, cfg, **options)
 
     return factory
+
+
+#: system config of the embedded local Ray: no per-task events for the (absent) dashboard; Ray's GCS
+#: otherwise keeps ~3 KB per task (a 2-hour concert sends ~40 000 tasks: memory that grows with length)
+LOCAL_RAY_CONFIG = {"task_events_report_interval_ms": 0}
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, connect_timeout_s: float = 5.0) -> None:
@@ -412,7 +525,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, connect_ti
         return
     if not address:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
-                 log_to_driver=False)
+                 log_to_driver=False, _system_config=LOCAL_RAY_CONFIG)
         return
     if os.uname().sysname == "Darwin" and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "1":
         raise SettingsError("joining a multi-node Ray cluster from macOS needs RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 "

@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 #: logical CPUs of the local test Ray instance: two separator pools (1 CPU per
 #: actor) may live side by side; the machine itself may have fewer cores
 RAY_TEST_CPUS = 4
-#: DSP separator windows of 2 s (overlap 0.25 -> a window every 1.5 s): many windows per clip
+#: DSP separator windows of 2 s (preview overlap 0.1: a window every 1.8 s), many per clip
 DSP_SETTINGS = {"separation": {"separator": "dsp", "segment_s": 2.0}, "export": {"bit_depth": 32}}
 #: seconds of the synthetic concert clip most Ray tests restore
-CLIP_SECONDS = 12.0
+CLIP_SECONDS = 8.0
 
 
 class RaySessions:
@@ -89,6 +88,16 @@ def ray_local(ray_sessions):
 
 
 @pytest.fixture(scope="module")
+def stage_actors(ray_local):
+    """Warm stem and mix/master actors shared by the jobs of a module (as a server keeps them)."""
+    from resonate_stream.ray_pipeline import StageActorPool
+
+    pool = StageActorPool()
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture(scope="module")
 def ray_cluster(ray_sessions):
     """A 3-node Ray cluster on this machine (1 CPU per node); shut down after the module."""
     cluster = ray_sessions.multi_node(3)
@@ -142,16 +151,16 @@ class Restored:
 
 @pytest.fixture(scope="session")
 def restore(tmp_path_factory):
-    """``restore(input, settings, factory=None, emit=None) -> Restored``: one run of ``run_job``
+    """``restore(input, settings, factory=None, emit=None, cancel=None) -> Restored``: one ``run_job``
     writing the master and the stems (32-bit float WAV) into a fresh folder."""
     from resonate_stream.runner import OutputSpec, check_outputs, run_job
     from resonate_stream.sources import FileSource
 
-    def run(path: Path, settings, factory=None, emit=None) -> Restored:
+    def run(path: Path, settings, factory=None, emit=None, cancel=None) -> Restored:
         out = tmp_path_factory.mktemp("restored")
         spec = OutputSpec(out / "master.wav", stems_dir=out / "stems")
         check_outputs(spec)  # creates the stems folder, as process_file does
-        done = run_job(FileSource(Path(path)), settings, spec, emit=emit, pipeline_factory=factory)
+        done = run_job(FileSource(Path(path)), settings, spec, emit=emit, cancel=cancel, pipeline_factory=factory)
         return Restored(done, spec.master, spec.stems_dir)
 
     return run

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import numpy as np
 import pytest
 
 from engine.separation import n_windows
-from resonate_stream.events import AudioChunk
+from resonate_stream.events import AudioChunk, Progress
 from resonate_stream.ray_pipeline import RayPipeline, SeparatorPool, ray_pipeline_factory
+from resonate_stream.runner import JobCancelled
 from resonate_stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +44,7 @@ class RecordingRayPipeline(RayPipeline):
 
     def feed(self, block):
         out = super().feed(block)
-        self.lane_backlog = max(self.lane_backlog, len(self.stems_in_flight), len(self.mix_lane.inflight))
+        self.lane_backlog = max(self.lane_backlog, len(self.stems_in_flight), len(self._mixed))
         return out
 
 
@@ -50,9 +52,13 @@ def recording_factory(pool, **options):
     return lambda settings, cfg: RecordingRayPipeline(pool, cfg, **options)
 
 
-def test_dsp_job_through_ray_writes_the_same_file(dsp_pool, dsp_settings, concert_clip, restore, local_reference):
+def test_dsp_job_through_ray_writes_the_same_file(dsp_pool, stage_actors, dsp_settings, concert_clip, restore,
+                                                  local_reference):
     ref = local_reference(concert_clip, dsp_settings)
-    got = restore(concert_clip, dsp_settings, recording_factory(dsp_pool))
+    before = list(dsp_pool.windows_per_actor)
+    got = restore(concert_clip, dsp_settings, ray_pipeline_factory(dsp_pool, stage_actors=stage_actors))
+    windows = [b - a for a, b in zip(before, dsp_pool.windows_per_actor)]
+    assert stage_actors.idle == {"stem": 4, "mix": 1}  # the job gave its warm actors back
 
     assert got.master_bytes == ref.master_bytes  # byte-identical WAV
     assert set(got.stems) == {"vocals", "drums", "bass", "other"}
@@ -60,29 +66,51 @@ def test_dsp_job_through_ray_writes_the_same_file(dsp_pool, dsp_settings, concer
         assert np.array_equal(got.stems[name], stem), name
     assert got.report["separation"]["runner"] == "ray" and got.report["separation"]["actors"] == 2
     # every window went to some actor, and both actors worked
-    stats = RecordingRayPipeline.last.stats()
-    geometry = dsp_pool.geometry["geometry"]
-    assert sum(stats["windows_per_actor"]) == n_windows(ref.master.shape[1], geometry.stride)
-    assert all(n > 0 for n in stats["windows_per_actor"]), stats
-    assert stats["recoveries"] == {k: 0 for k in stats["recoveries"]}
+    assert sum(windows) == n_windows(ref.master.shape[1], dsp_pool.geometry["geometry"].stride)
+    assert all(n > 0 for n in windows), windows
 
 
-def test_demucs_job_through_two_actors_equals_in_process(ray_local, tiny_model_repo, concert_clip, restore,
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    from audio_fixtures import write_sf
+    from demucs_fixtures import music_mix
+
+    return write_sf(tmp_path_factory.mktemp("short") / "short.wav", music_mix(6.0, seed=4), 44100)
+
+
+def test_a_cancelled_job_leaves_the_warm_actors_usable(dsp_pool, stage_actors, dsp_settings, concert_clip, restore,
+                                                        local_reference):
+    cancel = threading.Event()
+
+    def cancel_after_3s(event):
+        if isinstance(event, Progress) and event.stage == "input" and event.done >= 3:
+            cancel.set()
+
+    factory = ray_pipeline_factory(dsp_pool, stage_actors=stage_actors)
+    with pytest.raises(JobCancelled):
+        restore(concert_clip, dsp_settings, factory, emit=cancel_after_3s, cancel=cancel)
+    assert stage_actors.idle == {"stem": 4, "mix": 1}
+    got = restore(concert_clip, dsp_settings, factory)  # the same actors, reset by start()
+    assert got.master_bytes == local_reference(concert_clip, dsp_settings).master_bytes
+
+
+def test_demucs_job_through_two_actors_equals_in_process(ray_local, tiny_model_repo, short_clip, restore,
                                                          local_reference):
+    # stem and mix/master actors started for this job alone (no StageActorPool)
     repo, name = tiny_model_repo
     settings = Settings.from_preset("balanced", {
         "separation": {"separator": "demucs", "model": name, "model_repo": str(repo), "device": "cpu"},
         "export": {"bit_depth": 32}})
     pool = SeparatorPool(settings.separation, n_actors=2, threads=1)
     try:
-        ref = local_reference(concert_clip, settings)
-        got = restore(concert_clip, settings, recording_factory(pool))
+        ref = local_reference(short_clip, settings)
+        got = restore(short_clip, settings, recording_factory(pool))
     finally:
         pool.shutdown()
     assert got.report["separation"]["separator"] == "demucs" == ref.report["separation"]["separator"]
     assert got.report["separation"]["model"] == name
     stats = RecordingRayPipeline.last.stats()
-    assert all(n > 0 for n in stats["windows_per_actor"]) and sum(stats["windows_per_actor"]) > 10, stats
+    assert all(n > 0 for n in stats["windows_per_actor"]) and sum(stats["windows_per_actor"]) >= 6, stats
     # torch runs 1 thread per actor and the default thread count in-process: float sums
     # may differ in the last bits; anything beyond that would be a streaming bug
     if got.master_bytes != ref.master_bytes:
@@ -92,8 +120,8 @@ def test_demucs_job_through_two_actors_equals_in_process(ray_local, tiny_model_r
         np.testing.assert_allclose(got.stems[stem], x, atol=1e-5, rtol=0, err_msg=stem)
 
 
-def test_windows_in_flight_stay_bounded_with_a_slow_consumer(dsp_pool, concert_clip, restore, local_reference):
-    # 0.5 s windows (a new window every 0.375 s) so each 1 s block releases 2-3 windows at once
+def test_windows_in_flight_stay_bounded_with_a_slow_consumer(stage_actors, concert_clip, restore):
+    # 0.5 s windows (a new one every 0.45 s): each 1 s block releases 2-3 windows at once
     settings = Settings.from_preset("balanced", {"separation": {"separator": "dsp", "segment_s": 0.5},
                                                  "export": {"bit_depth": 32}})
     pool = SeparatorPool(settings.separation, n_actors=2, threads=1)
@@ -105,7 +133,7 @@ def test_windows_in_flight_stay_bounded_with_a_slow_consumer(dsp_pool, concert_c
             time.sleep(0.05)  # a listener that takes its time with every block
 
     try:
-        got = restore(concert_clip, settings, recording_factory(pool, inflight_per_actor=1),
+        got = restore(concert_clip, settings, recording_factory(pool, inflight_per_actor=1, stage_actors=stage_actors),
                       emit=slow_listener)
     finally:
         pool.shutdown()
@@ -113,15 +141,9 @@ def test_windows_in_flight_stay_bounded_with_a_slow_consumer(dsp_pool, concert_c
     stats = pipe.stats()
     assert stats["max_windows_in_flight"] == 2  # 1 per actor * 2 actors
     assert stats["peak_windows_in_flight"] == 2  # reached (the producer is faster) and never exceeded
-    assert sum(stats["windows_per_actor"]) == n_windows(got.master.shape[1], pool.geometry["geometry"].stride) > 20
+    assert sum(stats["windows_per_actor"]) == n_windows(got.master.shape[1], pool.geometry["geometry"].stride) >= 15
     assert pipe.lane_backlog <= RayPipeline.MAX_BLOCKS_QUEUED + 2  # the in-order lanes stay short too
     assert sum(chunks) == got.master.shape[1]  # the slow listener still heard every sample
-    assert np.array_equal(got.master, local_reference(concert_clip, settings).master)
-
-
-def test_ray_factory_helper_runs_a_job(dsp_pool, dsp_settings, concert_clip, restore, local_reference):
-    got = restore(concert_clip, dsp_settings, ray_pipeline_factory(dsp_pool, inflight_per_actor=3))
-    assert got.master_bytes == local_reference(concert_clip, dsp_settings).master_bytes
 
 
 _INIT_PROBE = """
