@@ -22,12 +22,24 @@ def default_output_dir() -> Path:
 
 
 class SeparatorPools:
-    """One shared :class:`SeparatorPool` per distinct separation setting (thread-safe)."""
+    """One shared :class:`SeparatorPool` per distinct separation setting, and one
+    pool of warm stage actors (thread-safe)."""
 
-    def __init__(self, n_actors: int | None = None):
+    def __init__(self, n_actors: int | None = None, warm_stage_actors: bool = True):
         self.n_actors = n_actors
         self._pools: dict = {}
         self._lock = threading.Lock()
+        self._stage_actors = None
+        self._warm = warm_stage_actors
+
+    def stage_actors(self):
+        """Stem and mix/master actors kept warm between jobs (created on first use)."""
+        from .ray_pipeline import StageActorPool
+
+        with self._lock:
+            if self._stage_actors is None and self._warm:
+                self._stage_actors = StageActorPool(jobs=1)
+            return self._stage_actors
 
     def get(self, separation: SeparationSettings):
         from .ray_pipeline import SeparatorPool
@@ -42,7 +54,7 @@ class SeparatorPools:
         """A ``pipeline_factory`` for the runner: the Ray pipeline on a shared pool."""
         from .ray_pipeline import RayPipeline
 
-        return RayPipeline(self.get(settings.separation), cfg)
+        return RayPipeline(self.get(settings.separation), cfg, stage_actors=self.stage_actors())
 
 
 def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,
@@ -57,7 +69,13 @@ def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | No
         from .ray_pipeline import init_ray
 
         init_ray(address)
-        factory = SeparatorPools(workers).factory
+        pools = SeparatorPools(workers)
+        # start the default separator pool and the stage actors now, so the first job is warm too
+        from .settings import Settings
+
+        pools.get(Settings.from_preset().separation)
+        pools.stage_actors()
+        factory = pools.factory
     out = Path(output_dir) if output_dir else default_output_dir()
     out.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("presets", preset_catalogue())
