@@ -51,7 +51,7 @@ from numba import njit
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..errors import SettingsError
 from ..stage import Stage
-from .loudness import interpolation_delay, polyphase_taps
+from .loudness import interpolation_delay, polyphase_taps, push_oversampled_peak
 
 
 @njit(cache=True)
@@ -70,30 +70,11 @@ def _limit(x, out, taps, tpbuf, tppos, ceiling, H, A, alpha,
     """
     C = x.shape[0]
     n = x.shape[1]
-    up = taps.shape[0]
-    K = taps.shape[1]
     cap = dq_idx.shape[0]
     D = delay.shape[1]
     for i in range(n):
         # --- 1. oversampled peak of the newest interpolated points --------
-        p = tppos[0] + 1
-        if p >= K:
-            p = 0
-        tppos[0] = p
-        peak = 0.0
-        for c in range(C):
-            v = np.float64(x[c, i])
-            tpbuf[c, p] = v
-            tpbuf[c, p + K] = v
-            base = p + K
-            for ph in range(up):
-                acc = 0.0
-                for k in range(K):
-                    acc += taps[ph, k] * tpbuf[c, base - k]
-                if acc < 0.0:
-                    acc = -acc
-                if acc > peak:
-                    peak = acc
+        peak = push_oversampled_peak(x, i, taps, tpbuf, tppos)
         # --- 2. required gain ---------------------------------------------
         r = 1.0
         if peak > ceiling:

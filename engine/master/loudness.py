@@ -463,6 +463,38 @@ def true_peak_dbtp(x: np.ndarray, oversample: int = 4) -> float:
     return 20.0 * math.log10(peak) if peak > 0 else float("-inf")
 
 
+@njit(cache=True, inline="always")
+def push_oversampled_peak(x, i, taps, buf, pos):  # pragma: no cover - numba
+    """Push sample ``x[:, i]`` into the polyphase interpolator; return the
+    largest absolute oversampled value it produced (over channels and phases).
+
+    ``buf`` (C, 2K) doubled ring buffer of the last K input samples (float64),
+    ``pos[0]`` index of the newest; ``taps`` (up, K) polyphase filter.
+    Shared by the true-peak meter and the limiter.
+    """
+    up = taps.shape[0]
+    K = taps.shape[1]
+    p = pos[0] + 1
+    if p >= K:
+        p = 0
+    pos[0] = p
+    peak = 0.0
+    for c in range(x.shape[0]):
+        v = np.float64(x[c, i])
+        buf[c, p] = v
+        buf[c, p + K] = v
+        base = p + K
+        for ph in range(up):
+            acc = 0.0
+            for k in range(K):
+                acc += taps[ph, k] * buf[c, base - k]
+            if acc < 0.0:
+                acc = -acc
+            if acc > peak:
+                peak = acc
+    return peak
+
+
 @njit(cache=True)
 def _tp_push(x, taps, buf, pos, out):  # pragma: no cover - numba
     """Push ``x`` (C, n) through the polyphase interpolator.
@@ -472,30 +504,8 @@ def _tp_push(x, taps, buf, pos, out):  # pragma: no cover - numba
     channels and the ``up`` phases, of the oversampled points computed when
     ``x[:, i]`` arrived (times ``i - delay + p / up``).
     """
-    C = x.shape[0]
-    n = x.shape[1]
-    up = taps.shape[0]
-    K = taps.shape[1]
-    for i in range(n):
-        p = pos[0] + 1
-        if p >= K:
-            p = 0
-        pos[0] = p
-        peak = 0.0
-        for c in range(C):
-            v = np.float64(x[c, i])
-            buf[c, p] = v
-            buf[c, p + K] = v
-            base = p + K
-            for ph in range(up):
-                acc = 0.0
-                for k in range(K):
-                    acc += taps[ph, k] * buf[c, base - k]
-                if acc < 0.0:
-                    acc = -acc
-                if acc > peak:
-                    peak = acc
-        out[i] = peak
+    for i in range(x.shape[1]):
+        out[i] = push_oversampled_peak(x, i, taps, buf, pos)
     return 0
 
 
