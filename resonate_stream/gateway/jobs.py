@@ -41,7 +41,7 @@ from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checka
 from engine.errors import ResonateError
 from resonate_stream.events import Event
 
-from .protocol import ErrorCode, OutputOptions, ProtocolError
+from .protocol import ErrorCode, OutputOptions, ProtocolError, pcm_sample_format
 
 
 class JobCancelled(ResonateError):
@@ -134,12 +134,12 @@ class UploadSource:
     # ---- properties -------------------------------------------------------
     @property
     def is_pcm(self) -> bool:
-        return self.format.startswith("pcm_")
+        return self.pcm_format is not None
 
     @property
     def pcm_format(self) -> Optional[str]:
         """``"f32le"`` / ``"s16le"`` for PCM uploads (as ``PcmPushDecoder`` wants), else None."""
-        return self.format[4:] if self.is_pcm else None
+        return pcm_sample_format(self.format)
 
     @property
     def received_bytes(self) -> int:

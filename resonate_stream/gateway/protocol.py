@@ -43,6 +43,11 @@ MiB = 1024 * 1024
 
 #: Formats of an uploaded input.
 UPLOAD_FORMATS = ("pcm_f32le", "pcm_s16le", "encoded")
+
+
+def pcm_sample_format(upload_format: str) -> Optional[str]:
+    """``"f32le"`` / ``"s16le"`` (as ``PcmPushDecoder`` wants) for a PCM upload format, else None."""
+    return upload_format[4:] if upload_format.startswith("pcm_") else None
 #: Output container formats a job can ask for.
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
 #: Output bit depths (32 means 32-bit float, WAV only).
@@ -436,12 +441,12 @@ class UploadInput(_Part):
 
     @property
     def is_pcm(self) -> bool:
-        return self.format.startswith("pcm_")
+        return pcm_sample_format(self.format) is not None
 
     @property
     def pcm_format(self) -> Optional[str]:
         """``"f32le"`` / ``"s16le"`` for PCM uploads, else None."""
-        return self.format[4:] if self.is_pcm else None
+        return pcm_sample_format(self.format)
 
 
 InputSpec = Union[PathInput, UploadInput]
