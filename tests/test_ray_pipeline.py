@@ -42,9 +42,9 @@ class RecordingRayPipeline(RayPipeline):
         RecordingRayPipeline.last = self
         self.lane_backlog = 0
 
-    def feed(self, block):
-        out = super().feed(block)
-        self.lane_backlog = max(self.lane_backlog, len(self.stems_in_flight), len(self._mixed))
+    def process(self, block):
+        out = super().process(block)
+        self.lane_backlog = max(self.lane_backlog, self.backlog)
         return out
 
 
