@@ -92,6 +92,9 @@ class StreamingSeparation:
         return self.planner.latency_samples
 
     def reset(self) -> None:
+        """Ready for a new stream (windows still in flight are waited for and dropped)."""
+        while self.windows.in_flight:
+            self.windows.collect(wait=True)
         self.planner.reset()
         self.stitcher.reset()
         self.windows_processed = 0
