@@ -41,8 +41,9 @@ from actors.separator import SeparatorActor
 from actors.stateful import MixMasterActor, StemActor
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.blocks import StemFifo, StemReblocker
+from engine.config import PipelineConfig
 from engine.errors import ModelUnavailableError, ResonateError, SettingsError
-from engine.pipeline import PIPELINE_BLOCK, ProcessedBlock, StageConfigs, common_stem_latency
+from engine.pipeline import PIPELINE_BLOCK, ProcessedBlock, common_stem_latency
 from engine.separation.base import to_stem_dict
 from engine.separation.quality import SeparationQualityMeter
 
@@ -153,7 +154,7 @@ class StageActorPool:
 
     KINDS = {"stem": StemActor, "mix": MixMasterActor}
 
-    def __init__(self, jobs: int = 1, warm_cfg: StageConfigs | None = None):
+    def __init__(self, jobs: int = 1, warm_cfg: PipelineConfig | None = None):
         self._lock = threading.Lock()
         self._idle: dict[str, list] = {kind: [] for kind in self.KINDS}
         for _ in range(jobs):
@@ -332,7 +333,7 @@ class RayPipeline:
     #: blocks (1 s each) queued on the in-order lanes before ``feed`` waits for them
     MAX_BLOCKS_QUEUED = 4
 
-    def __init__(self, pool: SeparatorPool, cfg: StageConfigs, *, inflight_per_actor: int = 2,
+    def __init__(self, pool: SeparatorPool, cfg: PipelineConfig, *, inflight_per_actor: int = 2,
                  preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0,
                  stage_actors: StageActorPool | None = None, stems=STEM_NAMES):
         g = pool.geometry
@@ -502,7 +503,7 @@ class RayPipeline:
 
 def ray_pipeline_factory(pool: SeparatorPool, **options) -> Callable:
     """A ``pipeline_factory`` for :func:`resonate_stream.runner.run_job` that runs on ``pool``."""
-    def factory(settings, cfg: StageConfigs) -> RayPipeline:
+    def factory(settings, cfg: PipelineConfig) -> RayPipeline:
         return RayPipeline(pool, cfg, **options)
 
     return factory
