@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, dataclass, field, fields, replace
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Mapping
 
 from .errors import SettingsError
@@ -177,11 +177,6 @@ class Section(Check):
 def setting(check: Check, default: Any = MISSING, *, factory: Any = MISSING):
     """A dataclass field checked by ``check`` (``factory`` for mutable defaults)."""
     return field(default=default, default_factory=factory, metadata={"check": check})
-
-
-def field_check(cls_or_obj, name: str) -> Check:
-    """The :class:`Check` declared for field ``name``."""
-    return next(f.metadata["check"] for f in fields(cls_or_obj) if f.name == name)
 
 
 def check_fields(obj, where: str) -> None:

@@ -11,7 +11,7 @@ from engine.errors import SettingsError
 from engine.master.config import MasterConfig
 from engine.mix import MixConfig
 from engine.restore.config import RestoreConfig
-from resonate_stream.presets import preset_names, read_preset
+from resonate_stream.presets import preset_names
 from resonate_stream.settings import ExportSettings, SeparationSettings, Settings, load_overrides_file
 
 ROOT = Path(__file__).resolve().parents[1]

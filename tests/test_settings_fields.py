@@ -143,6 +143,23 @@ def test_start_job_settings_are_checked_by_the_same_function(text, name, accepts
     assert again.value.message == info.value.message
 
 
+def test_start_job_output_options_reach_the_one_export_section(tmp_path):
+    from resonate_stream.gateway.protocol import OutputOptions
+
+    def spec(overrides, output=None):
+        return JobSpec(job_id="j", settings={"preset": "balanced", "overrides": overrides}, out_dir=tmp_path,
+                       output=output)
+
+    s = RunnerBackend().settings_for(spec({"export": "wav"}, OutputOptions(format="flac", bit_depth=16)))
+    assert (s.export.format, s.export.bit_depth, s.export.sample_rate) == ("flac", 16, 44100)
+    s = RunnerBackend().settings_for(spec({"export": {"sample_rate": 48000}}, OutputOptions(format="mp3")))
+    assert (s.export.format, s.export.sample_rate) == ("mp3", 48000)
+    with pytest.raises(SettingsError, match="export must be a mapping of settings"):
+        RunnerBackend().settings_for(spec({"export": "wav"}))
+    with pytest.raises(SettingsError, match="export.sample_rate must be one of 44100, 48000, keep, got 22050"):
+        RunnerBackend().settings_for(spec({}, OutputOptions(sample_rate=22050)))
+
+
 @pytest.mark.parametrize("data, words", [
     ({"preset": "loud"}, "preset must be one of aggressive, balanced, conservative, got 'loud'"),
     ({"preset": 3}, "preset must be one of"),
