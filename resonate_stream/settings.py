@@ -143,8 +143,8 @@ class Settings:
         return cls.from_preset(data.get("preset", DEFAULT_PRESET), rest)
 
     def to_dict(self) -> dict:
-        """Plain nested dict of every setting (JSON/msgpack-able)."""
-        return copy.deepcopy(asdict(self))
+        """Plain nested dict of every setting (JSON/msgpack-able; a fresh copy)."""
+        return asdict(self)
 
     # -- what the stages read ------------------------------------------------
     def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0)) -> PipelineConfig:

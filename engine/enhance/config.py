@@ -17,7 +17,7 @@ Both classes round-trip through plain dicts (:meth:`to_dict` /
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
 from ..audio import STEM_NAMES
 from ..config_fields import Flag, Number, Section, build, check_fields, setting
@@ -58,8 +58,6 @@ class StemEnhanceConfig:
     width: stereo width, linear side gain, 0..2 (0 = mono, 1 = unchanged).
     """
 
-    SECTION: ClassVar[str] = "enhance"
-
     highpass_hz: float = setting(Number(10.0, 500.0, off=0.0), 0.0)
     noise_reduction: float = setting(Number(0.0, 1.0), 0.0)
     noise_reduction_max_db: float = setting(Number(1.0, 40.0), 12.0)
@@ -74,7 +72,7 @@ class StemEnhanceConfig:
     width: float = setting(Number(0.0, 2.0), 1.0)
 
     def __post_init__(self):
-        check_fields(self, self.SECTION)
+        check_fields(self, "enhance")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: "StemEnhanceConfig | None" = None,
