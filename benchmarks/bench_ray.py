@@ -83,10 +83,7 @@ def ray_factory(pool, stage_actors=None):
 def stage_actor_pool(settings):
     """Warm stem + mix/master actors, as a server keeps them between jobs."""
     from resonate_stream.ray_pipeline import StageActorPool
-    from resonate_stream.runner import build_stage_configs
-
-    cfg = build_stage_configs(settings, (20.0, 20000.0))
-    cfg = cfg[0] if isinstance(cfg, tuple) else cfg  # (configs, strategy report) in newer runners
+    cfg = settings.pipeline_config((20.0, 20000.0))
     t = time.perf_counter()
     pool = StageActorPool(warm_cfg=cfg)
     print(f"    warm stage actors (4 stems + mix/master) started in {time.perf_counter() - t:.2f} s (once per server)")

@@ -6,13 +6,14 @@ import time
 import numpy as np
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.dsp.signals import mixed_test_signal
-from engine.enhance import EnhanceConfig, build_stem_chain
+from engine.enhance import build_stem_chain
 from engine.stage import run_in_blocks
+from resonate_stream.settings import Settings
 
 seconds = 30.0
 x = mixed_test_signal(seconds, seed=1)
 for preset in ("conservative", "balanced", "aggressive"):
-    cfg = EnhanceConfig.preset(preset)
+    cfg = Settings.from_preset(preset).enhance
     chains = {s: build_stem_chain(s, cfg.stem(s)) for s in STEM_NAMES}
     for c in chains.values():  # warm-up (numba cache load / compile)
         run_in_blocks(c, x[:, :SAMPLE_RATE], [SAMPLE_RATE]); c.reset()

@@ -27,14 +27,13 @@ Per stem ``s`` the applied gain is ``auto_s + user_s`` dB (zero when muted):
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
 from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES, empty_block
-from .errors import SettingsError
+from .config_fields import Flag, Number, StemMap, build, check_fields, setting
 from .master._ride import grid_segments, lin, ramp, smooth_step
 from .master.loudness import RunningLoudness
 
@@ -46,7 +45,7 @@ def _default_targets() -> dict[str, float]:
     return dict(DEFAULT_TARGETS_DB)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MixConfig:
     """Settings of :class:`StemMixer`.
 
@@ -64,66 +63,31 @@ class MixConfig:
     silence_lufs : a stem quieter than this (LUFS) is treated as silent.
     """
 
-    targets_db: dict[str, float] = field(default_factory=_default_targets)
-    gains_db: dict[str, float] = field(default_factory=dict)
-    mute: dict[str, bool] = field(default_factory=dict)
-    auto_level: bool = True
-    max_auto_gain_db: float = 12.0
-    max_auto_boost_db: float = 4.0
-    max_rate_db_per_s: float = 3.0
-    smoothing_s: float = 2.0
-    loudness_window_s: float = 10.0
-    silence_lufs: float = -60.0
+    targets_db: dict[str, float] = setting(StemMap(Number(-60.0, 60.0)), factory=_default_targets)
+    gains_db: dict[str, float] = setting(StemMap(Number(-60.0, 60.0)), factory=dict)
+    mute: dict[str, bool] = setting(StemMap(Flag()), factory=dict)
+    auto_level: bool = setting(Flag(), True)
+    max_auto_gain_db: float = setting(Number(0.0, 40.0), 12.0)
+    max_auto_boost_db: float = setting(Number(0.0, 40.0), 4.0)
+    max_rate_db_per_s: float = setting(Number(0.01, 100.0), 3.0)
+    smoothing_s: float = setting(Number(0.0, 600.0), 2.0)
+    loudness_window_s: float = setting(Number(0.5, 3600.0), 10.0)
+    silence_lufs: float = setting(Number(-120.0, 0.0), -60.0)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`~engine.errors.SettingsError` on a bad value."""
-        for name in ("targets_db", "gains_db", "mute"):
-            d = getattr(self, name)
-            if not isinstance(d, Mapping):
-                raise SettingsError(f"mix.{name} must be a mapping of stem name to value, got {d!r}")
-            for k, v in d.items():
-                if not isinstance(k, str) or not k:
-                    raise SettingsError(f"mix.{name}: stem names must be strings, got {k!r}")
-                if name == "mute":
-                    if not isinstance(v, (bool, np.bool_)):
-                        raise SettingsError(f"mix.mute.{k} must be true or false, got {v!r}")
-                else:
-                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                        raise SettingsError(f"mix.{name}.{k} must be a finite number of dB, got {v!r}")
-                    if abs(v) > 60:
-                        raise SettingsError(f"mix.{name}.{k} = {v} dB is outside -60..+60 dB")
-        if not isinstance(self.auto_level, (bool, np.bool_)):
-            raise SettingsError(f"mix.auto_level must be true or false, got {self.auto_level!r}")
-        for name, lo, hi in (("max_auto_gain_db", 0.0, 40.0), ("max_auto_boost_db", 0.0, 40.0),
-                             ("max_rate_db_per_s", 0.01, 100.0),
-                             ("smoothing_s", 0.0, 600.0), ("loudness_window_s", 0.5, 3600.0),
-                             ("silence_lufs", -120.0, 0.0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi):
-                raise SettingsError(f"mix.{name} must be a number in [{lo}, {hi}], got {v!r}")
+        """Raise :class:`~engine.errors.SettingsError` on a bad value (checks the maps again:
+        they are mutable)."""
+        check_fields(self, "mix")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "MixConfig":
-        """Build from a plain dict (settings file, protocol); unknown keys raise SettingsError."""
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise SettingsError(f"mix settings must be a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SettingsError(f"unknown mix setting(s): {', '.join(map(str, unknown))}; "
-                                f"known: {', '.join(sorted(known))}")
-        kw = dict(d)
-        for name in ("targets_db", "gains_db", "mute"):
-            if name in kw and isinstance(kw[name], Mapping):
-                kw[name] = dict(kw[name])
-        if "targets_db" in kw and isinstance(kw["targets_db"], dict):
-            kw["targets_db"] = {**DEFAULT_TARGETS_DB, **kw["targets_db"]}
-        return cls(**kw)
+    def from_dict(cls, d: Mapping[str, Any] | None, base: "MixConfig | None" = None) -> "MixConfig":
+        """``base`` (default: the defaults above) updated by a plain dict (settings file,
+        protocol); a partial ``targets_db`` / ``gains_db`` / ``mute`` updates the base's map;
+        unknown keys raise SettingsError."""
+        return build(cls, d, "mix", base)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (round-trips through :meth:`from_dict`)."""

@@ -7,41 +7,26 @@ produce identical output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .audio import SAMPLE_RATE, STEM_NAMES, empty_block
+from .config import PipelineConfig
 from .stage import Chain, Delay, LatencyAligned, Stage
 
 
-@dataclass
-class StageConfigs:
-    """Engine configs of the in-order stages (built from the job's Settings)."""
-
-    enhance: object  # engine.enhance.config.EnhanceConfig
-    restore: object  # engine.restore.config.RestoreConfig
-    mix: object  # engine.mix.MixConfig
-    target_lufs: float = -14.0
-    ceiling_dbtp: float = -1.0
-    lookahead_ms: float = 5.0
-    release_ms: float = 80.0
-    band_limits_hz: tuple[float, float] = (20.0, 20000.0)
-
-
-def build_stem_chain(stem: str, cfg: StageConfigs) -> Stage:
+def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
     """Enhancement then restoration for one stem (unaligned; reports its latency)."""
     from .enhance.chains import build_stem_chain as build_enhance
     from .restore.chains import build_restore_chain
 
     stages: list[Stage] = []
-    if getattr(cfg.enhance, "enabled", True):
-        stages.append(build_enhance(stem, getattr(cfg.enhance, stem)))
+    if cfg.enhance.enabled:
+        stages.append(build_enhance(stem, cfg.enhance.stem(stem)))
     stages.extend(build_restore_chain(stem, cfg.restore, cfg.band_limits_hz).stages)
     return Chain(stages, name=f"{stem}-chain")
 
 
-def common_stem_latency(cfg: StageConfigs, stems=STEM_NAMES) -> int:
+def common_stem_latency(cfg: PipelineConfig, stems=STEM_NAMES) -> int:
     """The largest chain latency over the stems: every stem is delayed to it."""
     return max(build_stem_chain(s, cfg).latency for s in stems)
 
@@ -55,7 +40,7 @@ class StemProcessor:
     (samples): how many the first blocks hold back; :meth:`flush` returns them.
     """
 
-    def __init__(self, stem: str, cfg: StageConfigs, common_latency: int):
+    def __init__(self, stem: str, cfg: PipelineConfig, common_latency: int):
         chain = build_stem_chain(stem, cfg)
         if chain.latency > common_latency:
             raise ValueError("common_latency smaller than the stem chain's latency")
@@ -82,13 +67,15 @@ class MixMaster:
     until :meth:`flush`; ``latency`` is that look-ahead in samples).
     """
 
-    def __init__(self, cfg: StageConfigs):
+    def __init__(self, cfg: PipelineConfig):
         from .master.preview import PreviewMaster
         from .mix import StemMixer
 
         self.mixer = StemMixer(cfg.mix, sample_rate=SAMPLE_RATE)
-        self.preview = LatencyAligned(PreviewMaster(target_lufs=cfg.target_lufs, ceiling_dbtp=cfg.ceiling_dbtp,
-                                                    lookahead_ms=cfg.lookahead_ms, release_ms=cfg.release_ms))
+        m = cfg.master
+        self.preview = LatencyAligned(PreviewMaster(target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
+                                                    lookahead_ms=m.limiter_lookahead_ms,
+                                                    release_ms=m.limiter_release_ms))
         self.latency = self.preview.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.errors import ResonateError, SettingsError
+from engine.errors import ResonateError
 
 EXIT_ERROR = 2
 
@@ -19,8 +19,10 @@ EXIT_ERROR = 2
 # shared option groups
 def _add_processing_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("processing")
-    g.add_argument("--preset", default="balanced", choices=["conservative", "balanced", "aggressive"],
-                   help="processing strength (default: balanced)")
+    from .presets import DEFAULT_PRESET, preset_names  # reads file names only: no engine import
+
+    g.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(),
+                   help=f"processing strength (default: {DEFAULT_PRESET})")
     g.add_argument("--settings", metavar="FILE", help="YAML/JSON file of setting overrides (same nesting as a preset)")
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set mix.gains_db.vocals=2 (repeatable)")
@@ -38,34 +40,15 @@ def _add_processing_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--ceiling-dbtp", type=float, help="true-peak ceiling (default -1 dBTP)")
 
 
-def _parse_value(text: str):
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def settings_from_args(args: argparse.Namespace, output: Path | None = None):
     """Build validated :class:`Settings` from CLI options (preset < file < --set < flags)."""
-    from .settings import Settings, deep_merge, load_overrides_file
+    from .settings import Settings, deep_merge, load_overrides_file, parse_set_option
 
     over: dict = {}
     if getattr(args, "settings", None):
         over = load_overrides_file(args.settings)
     for item in getattr(args, "sets", []) or []:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise SettingsError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        node: dict = {}
-        cur = node
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cur[part] = {}
-            cur = cur[part]
-        cur[parts[-1]] = _parse_value(value)
-        over = deep_merge(over, node)
+        over = deep_merge(over, parse_set_option(item))
     flags = {
         ("separation", "separator"): args.separator,
         ("separation", "model"): args.model,
@@ -78,7 +61,9 @@ def settings_from_args(args: argparse.Namespace, output: Path | None = None):
         ("master", "ceiling_dbtp"): args.ceiling_dbtp,
     }
     fmt = args.format
-    if fmt is None and output is not None and output.suffix.lower().lstrip(".") in ("wav", "flac", "mp3"):
+    export = over.get("export")
+    chosen = isinstance(export, dict) and "format" in export  # by --settings / --set: the suffix does not override
+    if fmt is None and not chosen and output is not None and output.suffix.lower().lstrip(".") in ("wav", "flac", "mp3"):
         fmt = output.suffix.lower().lstrip(".")
     flags[("export", "format")] = fmt
     for (section, key), value in flags.items():

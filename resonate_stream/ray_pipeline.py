@@ -38,9 +38,9 @@ from actors.placement import actor_options, cluster_devices
 from actors.separator import SeparatorActor
 from actors.stateful import StageActor
 from engine.audio import SAMPLE_RATE, STEM_NAMES
+from engine.config import PipelineConfig
 from engine.errors import ModelUnavailableError, ResonateError, SettingsError
 from engine.graph import PIPELINE_BLOCK, GraphPipeline, JobGraph, LaneSpec, lanes_per_job
-from engine.pipeline import StageConfigs
 from engine.separation.streaming import StreamingSeparation
 
 from .ray_lanes import PoolWindows, StatefulLane
@@ -144,7 +144,7 @@ class StageActorPool:
     allocations).
     """
 
-    def __init__(self, jobs: int = 1, warm_cfg: StageConfigs | None = None):
+    def __init__(self, jobs: int = 1, warm_cfg: PipelineConfig | None = None):
         self._lock = threading.Lock()
         per_job = lanes_per_job()
         self._idle: dict[str, list] = {kind: [self.new() for _ in range(n * jobs)] for kind, n in per_job.items()}
@@ -203,7 +203,7 @@ class RayPipeline(GraphPipeline):
     :class:`engine.graph.LocalPipeline`.
     """
 
-    def __init__(self, pool: SeparatorPool, cfg: StageConfigs, *, inflight_per_actor: int = 2,
+    def __init__(self, pool: SeparatorPool, cfg: PipelineConfig, *, inflight_per_actor: int = 2,
                  preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0,
                  stage_actors: StageActorPool | None = None, stems=STEM_NAMES):
         g = pool.geometry
@@ -240,7 +240,7 @@ def _kill(actor) -> None:
 
 def ray_pipeline_factory(pool: SeparatorPool, **options) -> Callable:
     """A ``pipeline_factory`` for :func:`resonate_stream.runner.run_job` that runs on ``pool``."""
-    def factory(settings, cfg: StageConfigs) -> RayPipeline:
+    def factory(settings, cfg: PipelineConfig) -> RayPipeline:
         return RayPipeline(pool, cfg, **options)
 
     return factory

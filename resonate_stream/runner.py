@@ -24,10 +24,11 @@ from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.errors import ResonateError
 from engine.blocks import StemFifo
 from engine.graph import GraphPipeline, LocalPipeline
-from engine.pipeline import StageConfigs
+from engine.config import PipelineConfig
 
 from .events import AudioChunk, EventSink, Finished, Info, Progress
 from .settings import Settings
+from .strategy import adapt
 from .sources import BlockSource, FileSource, SourceInfo
 
 #: seconds of input read ahead to detect the recording's band limits
@@ -49,10 +50,10 @@ class OutputSpec:
     stream_stems: bool = False  # attach enhanced stems to streamed AudioChunks
 
 
-PipelineFactory = Callable[[Settings, StageConfigs], GraphPipeline]
+PipelineFactory = Callable[[Settings, PipelineConfig], GraphPipeline]
 
 
-def local_pipeline(settings: Settings, cfg: StageConfigs) -> LocalPipeline:
+def local_pipeline(settings: Settings, cfg: PipelineConfig) -> LocalPipeline:
     """The in-process pipeline; its separator falls back to DSP under ``auto``."""
     separator, notes = build_separator_for(settings)
     return LocalPipeline(separator, cfg, notes=notes)
@@ -92,23 +93,6 @@ def check_outputs(outputs: OutputSpec) -> None:
             check_writable(Path(folder) / "probe.wav")
     if outputs.report is not None:
         check_writable(outputs.report)
-
-
-def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float],
-                        input_metrics: dict | None = None) -> tuple[StageConfigs, dict | None]:
-    """Engine configs of the in-order stages, adapted to ``input_metrics`` when
-    ``settings.adaptive`` (returns the strategy report, or None)."""
-    from .strategy import adapt
-
-    m = settings.master
-    enhance, restore, strategy = settings.enhance_config(), settings.restore_config(), None
-    if settings.adaptive and input_metrics is not None:
-        enhance, restore, strategy = adapt(enhance, restore, input_metrics)
-    cfg = StageConfigs(enhance=enhance, restore=restore,
-                       mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
-                       lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
-                       band_limits_hz=band_limits_hz)
-    return cfg, strategy
 
 
 def build_separator_for(settings: Settings):
@@ -202,7 +186,9 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         analyzer_in.process(b)
     analysis = _input_analysis(analyzer_in, band, total)
     emit(Info(_describe_analysis(analysis), analysis))
-    cfg, strategy = build_stage_configs(settings, band, analysis["metrics"])
+    cfg, strategy = settings.pipeline_config(band), None
+    if settings.adaptive:
+        cfg, strategy = adapt(cfg, analysis["metrics"])
     for note in (strategy or {}).get("notes", []):
         emit(Info(f"strategy: {note}", {"kind": "strategy"}))
     pipeline = factory(settings, cfg)

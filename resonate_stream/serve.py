@@ -86,9 +86,10 @@ def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | No
 
 def preset_catalogue() -> dict:
     """What ``GET /presets`` serves: ``{"default": name, "presets": {name: full settings}}``."""
-    from .settings import DEFAULT_PRESET, PRESETS, Settings
+    from .presets import DEFAULT_PRESET, preset_names
+    from .settings import Settings
 
-    return {"default": DEFAULT_PRESET, "presets": {n: Settings.from_preset(n).to_dict() for n in PRESETS}}
+    return {"default": DEFAULT_PRESET, "presets": {n: Settings.from_preset(n).to_dict() for n in preset_names()}}
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,

@@ -1,44 +1,52 @@
-"""Job settings: presets shipped as YAML, user overrides, validation.
+"""Job settings: one typed config tree, built and validated once from a preset and overrides.
 
-A :class:`Settings` is plain data (JSON/msgpack-able through :meth:`to_dict`),
-so the same object travels from the CLI, the websocket protocol or a preset
-file to the in-process runner or the Ray actors.  Sections:
+A :class:`Settings` is made only through :meth:`Settings.from_preset` /
+:meth:`Settings.from_dict`: the preset's YAML file (the one source of presets,
+:mod:`resonate_stream.presets`) updated by user overrides (a ``--settings``
+file, ``--set SECTION.KEY=VALUE``, CLI flags, or ``start_job.settings`` of the
+websocket protocol).  Every field's type and range is checked there, once
+(:mod:`engine.config_fields`); a bad value raises
+:class:`~engine.errors.SettingsError` (code ``bad_settings``) naming the
+dotted field and what it accepts.  The typed sections then flow unchanged to
+the stages (:meth:`Settings.pipeline_config`), the actors and the final master.
 
-``separation``  which separator runs and how (see :class:`SeparationSettings`)
+Sections:
+
+``separation``  which separator runs and how (:class:`SeparationSettings`)
 ``enhance``     per-stem enhancement (``engine.enhance.config.EnhanceConfig``)
-``restore``     frequency restoration and de-reverberation (``engine.restore``)
+``restore``     frequency restoration and de-reverberation (``engine.restore.config.RestoreConfig``)
 ``mix``         stem levels (``engine.mix.MixConfig``)
-``master``      loudness target and true-peak ceiling (:class:`MasterSettings`)
-``export``      output file format (:class:`ExportSettings`)
+``master``      loudness target, true-peak ceiling, limiter (``engine.master.config.MasterConfig``)
+``export``      output file format (:class:`ExportSettings`): the one place the format is chosen
 ``adaptive``    adapt the enhancement to the input's measured SNR (see
                 ``resonate_stream.strategy``); false keeps the preset exactly
+
+Settings are plain data through :meth:`Settings.to_dict` (msgpack/JSON-able)
+and back through :meth:`Settings.from_dict`; numbers are stored canonically
+(floats, integers as ``int``), so equal settings give equal plain data (the
+stem cache keys on ``separation``).
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from engine.config import PipelineConfig
+from engine.config_fields import Choice, Flag, Number, Section, Text, build, check_fields, setting
+from engine.enhance.config import EnhanceConfig
 from engine.errors import SettingsError
+from engine.master.config import MasterConfig
+from engine.mix import MixConfig
+from engine.restore.config import RestoreConfig
 
-PRESETS = ("conservative", "balanced", "aggressive")
-DEFAULT_PRESET = "balanced"
-
-
-def _from_mapping(cls, data: Mapping[str, Any], section: str):
-    """Build dataclass ``cls`` from ``data``, naming any unknown key."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SettingsError(f"unknown setting {section}.{unknown[0]} (known: {', '.join(sorted(known))})")
-    return cls(**dict(data))
+from .presets import DEFAULT_PRESET, load_yaml, preset_names, read_preset
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeparationSettings:
     """Source separation.
 
@@ -54,54 +62,20 @@ class SeparationSettings:
     shifts: random-shift averaging passes (None: from quality; deterministic).
     """
 
-    separator: str = "auto"
-    model: str = "htdemucs"
-    model_repo: str | None = None
-    device: str = "auto"
-    quality: str = "preview"
-    segment_s: float | None = None
-    overlap: float | None = None
-    shifts: int | None = None
+    separator: str = setting(Choice(("auto", "demucs", "dsp")), "auto")
+    model: str = setting(Text(), "htdemucs")
+    model_repo: str | None = setting(Text(optional=True, none_means="torch-hub cache"), None)
+    device: str = setting(Choice(("auto", "cpu", "cuda", "mps")), "auto")
+    quality: str = setting(Choice(("preview", "render")), "preview")
+    segment_s: float | None = setting(Number(0.5, 60.0, optional=True, none_means="default"), None)
+    overlap: float | None = setting(Number(0.0, 1.0, open_hi=True, optional=True, none_means="from quality"), None)
+    shifts: int | None = setting(Number(0, 10, integer=True, optional=True, none_means="from quality"), None)
 
-    def validate(self) -> None:
-        if self.separator not in ("auto", "demucs", "dsp"):
-            raise SettingsError(f"separation.separator must be auto, demucs or dsp, not {self.separator!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
-            raise SettingsError(f"separation.device must be auto, cpu, cuda or mps, not {self.device!r}")
-        if self.quality not in ("preview", "render"):
-            raise SettingsError(f"separation.quality must be preview or render, not {self.quality!r}")
-        if self.overlap is not None and not 0.0 <= self.overlap < 1.0:
-            raise SettingsError("separation.overlap must be in [0, 1)")
-        if self.segment_s is not None and not 0.5 <= self.segment_s <= 60:
-            raise SettingsError("separation.segment_s must be between 0.5 and 60 seconds")
-        if self.shifts is not None and not 0 <= int(self.shifts) <= 10:
-            raise SettingsError("separation.shifts must be between 0 and 10")
+    def __post_init__(self) -> None:
+        check_fields(self, "separation")
 
 
-@dataclass
-class MasterSettings:
-    """Mastering targets.
-
-    target_lufs: integrated loudness of the final file, LUFS (-40..-5; -14 suits
-        streaming services).  The streamed preview rides towards it too.
-    ceiling_dbtp: true-peak ceiling, dBTP (-12..0), measured 4x oversampled.
-    limiter_lookahead_ms: look-ahead of the true-peak limiter, ms.
-    limiter_release_ms: release time of the limiter, ms.
-    """
-
-    target_lufs: float = -14.0
-    ceiling_dbtp: float = -1.0
-    limiter_lookahead_ms: float = 5.0
-    limiter_release_ms: float = 80.0
-
-    def validate(self) -> None:
-        if not -40.0 <= self.target_lufs <= -5.0:
-            raise SettingsError("master.target_lufs must be between -40 and -5 LUFS")
-        if not -12.0 <= self.ceiling_dbtp <= 0.0:
-            raise SettingsError("master.ceiling_dbtp must be between -12 and 0 dBTP")
-
-
-@dataclass
+@dataclass(frozen=True)
 class ExportSettings:
     """Output file.
 
@@ -111,92 +85,72 @@ class ExportSettings:
     sample_rate: 44100, 48000 or ``keep`` (the input's rate).
     """
 
-    format: str = "wav"
-    bit_depth: int = 24
-    sample_rate: int | str = 44100
+    format: str = setting(Choice(("wav", "flac", "mp3")), "wav")
+    bit_depth: int = setting(Choice((16, 24, 32)), 24)
+    sample_rate: int | str = setting(Choice((44100, 48000, "keep")), 44100)
 
-    def validate(self) -> None:
-        if self.format not in ("wav", "flac", "mp3"):
-            raise SettingsError(f"export.format must be wav, flac or mp3, not {self.format!r}")
-        if int(self.bit_depth) not in (16, 24, 32):
-            raise SettingsError("export.bit_depth must be 16, 24 or 32")
-        if self.format == "flac" and int(self.bit_depth) == 32:
+    def __post_init__(self) -> None:
+        check_fields(self, "export")
+        if self.format == "flac" and self.bit_depth == 32:
             raise SettingsError("FLAC stores 16 or 24-bit integers: use --bit-depth 16 or 24, or --format wav")
-        if self.sample_rate not in (44100, 48000, "keep"):
-            raise SettingsError("export.sample_rate must be 44100, 48000 or keep")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """All settings of one job (plain data)."""
+    """All settings of one job (typed; plain data through :meth:`to_dict`).
 
-    preset: str = DEFAULT_PRESET
-    separation: SeparationSettings = field(default_factory=SeparationSettings)
-    enhance: dict = field(default_factory=dict)
-    restore: dict = field(default_factory=dict)
-    mix: dict = field(default_factory=dict)
-    master: MasterSettings = field(default_factory=MasterSettings)
-    export: ExportSettings = field(default_factory=ExportSettings)
-    adaptive: bool = True
+    Build it with :meth:`from_preset` or :meth:`from_dict`; ``preset`` names
+    the preset the values started from (``Settings()`` itself holds the
+    engine's field defaults, with enhancement off: it is the blank the preset
+    file is applied to).
+    """
 
-    # -- construction -------------------------------------------------------
+    preset: str = setting(Choice(preset_names()), DEFAULT_PRESET)
+    separation: SeparationSettings = setting(Section(SeparationSettings), factory=SeparationSettings)
+    enhance: EnhanceConfig = setting(Section(EnhanceConfig), factory=EnhanceConfig)
+    restore: RestoreConfig = setting(Section(RestoreConfig), factory=RestoreConfig)
+    mix: MixConfig = setting(Section(MixConfig), factory=MixConfig)
+    master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
+    export: ExportSettings = setting(Section(ExportSettings), factory=ExportSettings)
+    adaptive: bool = setting(Flag(), True)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "")
+
+    # -- construction (the one boundary) ------------------------------------
     @classmethod
     def from_preset(cls, name: str = DEFAULT_PRESET, overrides: Mapping[str, Any] | None = None) -> "Settings":
-        """The named preset, deep-merged with ``overrides`` (same nesting), validated."""
-        data = load_preset(name)
-        if overrides:
-            data = deep_merge(data, overrides)
-        data["preset"] = name
-        return cls.from_dict(data)
+        """The preset ``name`` (its YAML file) updated by ``overrides`` (same nesting), checked.
+
+        This is what the CLI and the gateway's ``start_job`` call; ``overrides``
+        may be partial at any depth.  Raises :class:`SettingsError`.
+        """
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise SettingsError(f"settings overrides must be a mapping of sections, got {overrides!r}")
+        if overrides and "preset" in overrides:
+            raise SettingsError("the preset is chosen by name (--preset, start_job settings.preset), "
+                                "not as an override")
+        preset = build(cls, read_preset(name), "", base=cls(preset=name))
+        return build(cls, overrides, "", base=preset)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
-        data = dict(data)
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SettingsError(f"unknown settings section {unknown[0]!r}")
-        s = cls(
-            preset=str(data.get("preset", DEFAULT_PRESET)),
-            separation=_from_mapping(SeparationSettings, data.get("separation") or {}, "separation"),
-            enhance=dict(data.get("enhance") or {}),
-            restore=dict(data.get("restore") or {}),
-            mix=dict(data.get("mix") or {}),
-            master=_from_mapping(MasterSettings, data.get("master") or {}, "master"),
-            export=_from_mapping(ExportSettings, data.get("export") or {}, "export"),
-            adaptive=data.get("adaptive", True),
-        )
-        if not isinstance(s.adaptive, bool):
-            raise SettingsError("adaptive must be true or false")
-        s.validate()
-        return s
+        """Settings from plain data: the preset ``data["preset"]`` (default ``balanced``)
+        updated by the other keys; ``from_dict(s.to_dict()) == s``."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"settings must be a mapping of sections, got {data!r}")
+        rest = {k: v for k, v in data.items() if k != "preset"}
+        return cls.from_preset(data.get("preset", DEFAULT_PRESET), rest)
 
     def to_dict(self) -> dict:
-        return copy.deepcopy(asdict(self))
+        """Plain nested dict of every setting (JSON/msgpack-able; a fresh copy)."""
+        return asdict(self)
 
-    def validate(self) -> None:
-        self.separation.validate()
-        self.master.validate()
-        self.export.validate()
-        # building the engine configs validates the free-form sections
-        self.enhance_config()
-        self.restore_config()
-        self.mix_config()
-
-    # -- engine configs -----------------------------------------------------
-    def enhance_config(self):
-        from engine.enhance.config import EnhanceConfig
-
-        return EnhanceConfig.from_dict(self.enhance)
-
-    def restore_config(self):
-        from engine.restore.config import RestoreConfig
-
-        return RestoreConfig.from_dict(self.restore)
-
-    def mix_config(self):
-        from engine.mix import MixConfig
-
-        return MixConfig.from_dict(self.mix)
+    # -- what the stages read ------------------------------------------------
+    def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0)) -> PipelineConfig:
+        """The typed sections the in-order stages read, with the input's measured band limits."""
+        return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
+                              band_limits_hz=tuple(band_limits_hz))
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
@@ -210,19 +164,32 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
     return out
 
 
-def load_preset(name: str) -> dict:
-    """The preset ``name`` as a nested dict (from the YAML shipped in the package)."""
-    if name not in PRESETS:
-        raise SettingsError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
-    text = resources.files("resonate_stream").joinpath("presets", f"{name}.yaml").read_text()
-    return yaml.safe_load(text) or {}
+def parse_set_option(item: str) -> dict:
+    """``--set SECTION.KEY=VALUE`` as a nested override (``VALUE`` parsed as a YAML scalar).
+
+    ``--set mix.gains_db.vocals=2`` -> ``{"mix": {"gains_db": {"vocals": 2}}}``;
+    ``--set adaptive=false`` -> ``{"adaptive": False}``.  The value is checked
+    with the rest of the settings by :meth:`Settings.from_preset`.
+    """
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise SettingsError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+    try:
+        value = load_yaml(text) if text.strip() else text
+    except yaml.YAMLError:
+        value = text
+    node: dict = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        node = {part: node}
+    return node
 
 
 def load_overrides_file(path: str | Path) -> dict:
     """User overrides from a YAML or JSON file (same nesting as a preset)."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = load_yaml(p.read_text())
     except OSError as e:
         raise SettingsError(f"cannot read settings file {p}: {e.strerror}") from None
     except yaml.YAMLError as e:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine.audio import STEM_NAMES
+from engine.config import PipelineConfig
 
 CLEAN_SNR_DB = 30.0
 NOISY_SNR_DB = 10.0
@@ -37,20 +38,22 @@ def noise_reduction_scale(snr_db: float | None) -> float:
     return 1.0
 
 
-def adapt(enhance, restore, metrics: dict) -> tuple[object, object, dict]:
-    """Adapted ``(EnhanceConfig, RestoreConfig, strategy report)`` for input ``metrics``."""
+def adapt(cfg: PipelineConfig, metrics: dict) -> tuple[PipelineConfig, dict]:
+    """``cfg`` adapted to input ``metrics`` (a new config, by ``dataclasses.replace``), and the
+    strategy report ``{"noise_reduction_scale", "notes"}``."""
     notes = []
+    enhance = cfg.enhance
     scale = noise_reduction_scale(metrics.get("snr_db"))
     if scale != 1.0 and enhance.enabled:
-        stems = {s: replace(getattr(enhance, s), noise_reduction=min(1.0, getattr(enhance, s).noise_reduction * scale))
+        stems = {s: replace(enhance.stem(s), noise_reduction=min(1.0, enhance.stem(s).noise_reduction * scale))
                  for s in STEM_NAMES}
-        enhance = replace(enhance, **stems)
+        cfg = replace(cfg, enhance=replace(enhance, **stems))
         word = "clean" if scale < 1 else "very noisy"
         notes.append(f"input is {word} (SNR {metrics['snr_db']:.1f} dB): noise reduction x{scale:g}")
     rt60 = metrics.get("reverb_rt60_s")
-    if rt60 is not None and rt60 > LONG_RT60_S and restore.dereverb == "off":
+    if rt60 is not None and rt60 > LONG_RT60_S and cfg.restore.dereverb == "off":
         notes.append(f"long reverberation (RT60 {rt60:.1f} s): try --set restore.dereverb=spectral")
     clip = metrics.get("clipping_ratio") or 0.0
     if clip > CLIPPED_RATIO:
         notes.append(f"{clip * 100:.2f}% of the input samples are clipped; clipping is not repaired")
-    return enhance, restore, {"noise_reduction_scale": scale, "notes": notes}
+    return cfg, {"noise_reduction_scale": scale, "notes": notes}

@@ -1,17 +1,29 @@
 """EnhanceConfig / StemEnhanceConfig: presets, dict round trips, validation."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from engine.audio import STEM_NAMES
 from engine.enhance import EnhanceConfig, StemEnhanceConfig, build_stem_chain
-from engine.enhance.config import PRESET_NAMES, STEM_FIELD_RANGES
 from engine.errors import SettingsError
+from resonate_stream.presets import preset_names
+from resonate_stream.settings import Settings
+
+PRESET_NAMES = ("conservative", "balanced", "aggressive")  # weakest to strongest
 
 
-def test_default_is_balanced_and_presets_are_ordered():
-    assert EnhanceConfig() == EnhanceConfig.preset("balanced")
-    cons, bal, aggr = (EnhanceConfig.preset(p) for p in PRESET_NAMES)
+def preset(name: str) -> EnhanceConfig:
+    """The enhancement of a shipped preset (its YAML file, the one source of presets)."""
+    return Settings.from_preset(name).enhance
+
+
+def test_default_is_off_and_presets_are_ordered():
+    assert EnhanceConfig() == EnhanceConfig(vocals=StemEnhanceConfig(), drums=StemEnhanceConfig(),
+                                            bass=StemEnhanceConfig(), other=StemEnhanceConfig())
+    assert set(PRESET_NAMES) == set(preset_names())
+    cons, bal, aggr = (preset(p) for p in PRESET_NAMES)
     for stem in STEM_NAMES:
         for knob in ("noise_reduction", "eq_intensity", "compression", "de_ess", "gate", "harmonics"):
             a, b, c = (getattr(cfg.stem(stem), knob) for cfg in (cons, bal, aggr))
@@ -19,7 +31,7 @@ def test_default_is_balanced_and_presets_are_ordered():
 
 
 def test_stem_specific_defaults():
-    cfg = EnhanceConfig.preset("balanced")
+    cfg = preset("balanced")
     assert cfg.vocals.highpass_hz == 80.0 and cfg.vocals.de_ess > 0 and cfg.vocals.noise_reduction > 0
     assert cfg.drums.gate > 0 and cfg.drums.transient_attack_db > 0
     assert cfg.bass.highpass_hz == 30.0 and cfg.bass.harmonics > 0
@@ -31,23 +43,23 @@ def test_stem_specific_defaults():
     assert names["other"] == ["highpass", "noise_reduction", "eq", "compressor", "width"]
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
-def test_dict_round_trip(preset):
-    cfg = EnhanceConfig.preset(preset)
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_dict_round_trip(name):
+    cfg = preset(name)
     d = cfg.to_dict()
     assert set(d) == {"enabled", *STEM_NAMES}
-    assert set(d["vocals"]) == set(STEM_FIELD_RANGES)
+    assert set(d["vocals"]) == {f.name for f in fields(StemEnhanceConfig)}
     assert EnhanceConfig.from_dict(d) == cfg
     assert StemEnhanceConfig.from_dict(d["bass"]) == cfg.bass
 
 
 def test_partial_dicts_override_a_base():
-    cfg = EnhanceConfig.from_dict({"vocals": {"de_ess": 0.9}, "enabled": False})
+    cfg = EnhanceConfig.from_dict({"vocals": {"de_ess": 0.9}, "enabled": False}, base=preset("balanced"))
     assert cfg.enabled is False and cfg.vocals.de_ess == 0.9
-    assert cfg.vocals.noise_reduction == EnhanceConfig.preset("balanced").vocals.noise_reduction
-    assert cfg.drums == EnhanceConfig.preset("balanced").drums
-    aggr = EnhanceConfig.from_dict({"preset": "aggressive", "bass": {"harmonics": 0}})
-    assert aggr.bass.harmonics == 0.0 and aggr.vocals == EnhanceConfig.preset("aggressive").vocals
+    assert cfg.vocals.noise_reduction == preset("balanced").vocals.noise_reduction
+    assert cfg.drums == preset("balanced").drums
+    aggr = Settings.from_preset("aggressive", {"enhance": {"bass": {"harmonics": 0}}}).enhance
+    assert aggr.bass.harmonics == 0.0 and aggr.vocals == preset("aggressive").vocals
     assert EnhanceConfig.from_dict(None) == EnhanceConfig()
     assert StemEnhanceConfig.from_dict({}) == StemEnhanceConfig()
 
@@ -60,7 +72,7 @@ def test_partial_dicts_override_a_base():
     ({"other": {"width": True}}, "enhance.other.width"),
     ({"other": {"width": float("nan")}}, "enhance.other.width"),
     ({"enabled": "yes"}, "enhance.enabled"),
-    ({"preset": "loud"}, "loud"),
+    ({"preset": "balanced"}, "enhance.preset"),  # presets are whole-job YAML files, not an enhance key
     ({"vocals": {"highpass_hz": 5.0}}, "enhance.vocals.highpass_hz"),
     ({"vocals": [1, 2]}, "enhance.vocals"),
 ])
@@ -72,8 +84,8 @@ def test_bad_settings_name_the_key(data, key):
 
 
 def test_unknown_stem_and_preset():
-    with pytest.raises(SettingsError):
-        EnhanceConfig.preset("extreme")
+    with pytest.raises(SettingsError, match="extreme"):
+        Settings.from_preset("extreme")
     with pytest.raises(SettingsError):
         EnhanceConfig().stem("piano")
     with pytest.raises(SettingsError):

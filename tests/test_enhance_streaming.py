@@ -15,10 +15,11 @@ import pytest
 
 from engine.audio import STEM_NAMES
 from engine.dsp.signals import mixed_test_signal, white_noise
-from engine.enhance import (BassExciter, Compressor, DeEsser, EnhanceConfig, EQBand, HighPass, NoiseGate,
+from engine.enhance import (BassExciter, Compressor, DeEsser, EQBand, HighPass, NoiseGate,
                             ParametricEQ, SpectralNoiseReducer, StereoWidth, TransientShaper, build_stem_chain)
-from engine.enhance.config import PRESET_NAMES
 from engine.stage import LatencyAligned, run_in_blocks
+from resonate_stream.presets import preset_names
+from resonate_stream.settings import Settings
 
 TOLERANCE = 10 ** (-90 / 20)
 
@@ -46,8 +47,8 @@ STAGES = {
 BIT_EXACT = {"eq", "eq_bandpass", "highpass", "compressor", "gate", "expander_relative", "transient", "deesser",
              "width", "exciter"}
 
-CHAINS = {f"{preset}-{stem}": (lambda p=preset, s=stem: build_stem_chain(s, EnhanceConfig.preset(p).stem(s)))
-          for preset in PRESET_NAMES for stem in STEM_NAMES}
+CHAINS = {f"{preset}-{stem}": (lambda p=preset, s=stem: build_stem_chain(s, Settings.from_preset(p).enhance.stem(s)))
+          for preset in preset_names() for stem in STEM_NAMES}
 
 
 def random_sizes(seed: int, count: int = 60) -> list[int]:
@@ -134,9 +135,9 @@ def test_click_comes_out_at_its_position(name, position):
 
 
 def test_chain_latency_is_the_sum_of_its_stages():
-    for preset in PRESET_NAMES:
+    for preset in preset_names():
         for stem in STEM_NAMES:
-            chain = build_stem_chain(stem, EnhanceConfig.preset(preset).stem(stem))
+            chain = build_stem_chain(stem, Settings.from_preset(preset).enhance.stem(stem))
             assert chain.latency == sum(s.latency for s in chain.stages)
     assert SpectralNoiseReducer().latency == 2047
     assert NoiseGate(lookahead_ms=2.0).latency == 88

@@ -6,9 +6,10 @@ import pytest
 
 from engine.audio import STEM_NAMES
 from engine.dsp.signals import mixed_test_signal
-from engine.enhance import (BassExciter, Compressor, DeEsser, EnhanceConfig, EQBand, NoiseGate, ParametricEQ,
+from engine.enhance import (BassExciter, Compressor, DeEsser, EQBand, NoiseGate, ParametricEQ,
                             SpectralNoiseReducer, StemEnhanceConfig, StereoWidth, TransientShaper, build_stem_chain)
 from engine.stage import LatencyAligned, run_in_blocks
+from resonate_stream.settings import Settings
 
 ZERO_STRENGTH = {
     "compressor": (lambda: Compressor(threshold_db=-40.0, ratio=1.0), True),
@@ -45,7 +46,7 @@ def test_all_off_config_gives_a_bit_exact_chain(stem):
 @pytest.mark.parametrize("stem", STEM_NAMES)
 def test_default_chains_change_the_sound_but_keep_its_level_sane(stem):
     x = mixed_test_signal(2.0, seed=4)
-    y = run_in_blocks(LatencyAligned(build_stem_chain(stem, EnhanceConfig().stem(stem))), x, [44100])
+    y = run_in_blocks(LatencyAligned(build_stem_chain(stem, Settings.from_preset().enhance.stem(stem))), x, [44100])
     assert y.shape == x.shape and np.all(np.isfinite(y))
     rms = lambda a: float(np.sqrt(np.mean(a.astype(float) ** 2)))  # noqa: E731
     ratio_db = 20 * np.log10(rms(y) / rms(x))

@@ -21,10 +21,9 @@ SR = 44100
 
 @pytest.fixture(scope="module")
 def cfg():
-    from resonate_stream.runner import build_stage_configs
     from resonate_stream.settings import Settings
 
-    return build_stage_configs(Settings.from_preset("balanced"), (20.0, 20000.0))[0]
+    return Settings.from_preset("balanced").pipeline_config((20.0, 20000.0))
 
 
 @pytest.fixture(scope="module")

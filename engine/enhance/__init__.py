@@ -13,12 +13,12 @@ samples)`` in and out, explicit state, ``reset()``, reported ``latency``):
 * :class:`BassExciter` (:mod:`.exciter`) - 2nd/3rd harmonics of the low band.
 
 :func:`build_stem_chain` builds a stem's default chain from its
-:class:`StemEnhanceConfig`; :class:`EnhanceConfig` holds all four stems and
-the presets.
+:class:`StemEnhanceConfig`; :class:`EnhanceConfig` holds all four stems (the
+presets are the YAML files of ``resonate_stream/presets``).
 """
 from .chains import STEM_DESIGNS, build_stem_chain
 from .compressor import Compressor
-from .config import PRESET_NAMES, EnhanceConfig, StemEnhanceConfig
+from .config import EnhanceConfig, StemEnhanceConfig
 from .deesser import DeEsser
 from .eq import EQBand, HighPass, ParametricEQ
 from .exciter import BassExciter
@@ -28,7 +28,7 @@ from .transient import TransientShaper
 from .width import StereoWidth
 
 __all__ = [
-    "BassExciter", "Compressor", "DeEsser", "EQBand", "EnhanceConfig", "HighPass", "NoiseGate", "PRESET_NAMES",
+    "BassExciter", "Compressor", "DeEsser", "EQBand", "EnhanceConfig", "HighPass", "NoiseGate",
     "ParametricEQ", "STEM_DESIGNS", "SpectralNoiseReducer", "StemEnhanceConfig", "StereoWidth", "TransientShaper",
     "build_stem_chain",
 ]

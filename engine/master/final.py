@@ -39,6 +39,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, check_finite
 from ..errors import InputError, SettingsError
 from ..stage import LatencyAligned
+from .config import CEILING_DBTP, TARGET_LUFS
 from .limiter import TruePeakLimiter
 from .loudness import SILENCE_LUFS, StreamingLoudnessMeter, TruePeakMeter
 
@@ -69,10 +70,8 @@ class FinalMasterConfig:
     sample_rate: int = SAMPLE_RATE
 
     def __post_init__(self) -> None:
-        if not (-60.0 <= self.target_lufs <= 0.0):
-            raise SettingsError(f"target loudness must lie between -60 and 0 LUFS, got {self.target_lufs}")
-        if not (-60.0 <= self.ceiling_dbtp <= 0.0):
-            raise SettingsError(f"true-peak ceiling must lie between -60 and 0 dBTP, got {self.ceiling_dbtp}")
+        TARGET_LUFS.check(self.target_lufs, "target_lufs")
+        CEILING_DBTP.check(self.ceiling_dbtp, "ceiling_dbtp")
         if not (0.0 < self.tolerance_lu <= 3.0):
             raise SettingsError(f"tolerance_lu must be in (0, 3], got {self.tolerance_lu}")
         if not (0 <= int(self.max_iterations) <= 10):

@@ -28,6 +28,7 @@ from ..audio import CHANNELS, SAMPLE_RATE
 from ..errors import SettingsError
 from ..stage import Stage
 from ._ride import grid_segments, lin, ramp, smooth_step
+from .config import CEILING_DBTP, TARGET_LUFS
 from .limiter import TruePeakLimiter
 from .loudness import StreamingLoudnessMeter
 
@@ -51,8 +52,8 @@ class PreviewMaster(Stage):
                  release_ms: float = 80.0, max_gain_db: float = 24.0, min_gain_db: float = -24.0,
                  max_rate_db_per_s: float = 6.0, smoothing_s: float = 1.5, initial_gain_db: float = 0.0,
                  min_measure_s: float = 1.0, sample_rate: int = SAMPLE_RATE, channels: int = CHANNELS):
-        if not (-60.0 <= target_lufs <= 0.0):
-            raise SettingsError(f"target loudness must lie between -60 and 0 LUFS, got {target_lufs}")
+        TARGET_LUFS.check(target_lufs, "target_lufs")
+        CEILING_DBTP.check(ceiling_dbtp, "ceiling_dbtp")
         if min_gain_db > max_gain_db:
             raise SettingsError("min_gain_db must not exceed max_gain_db")
         self.target_lufs = float(target_lufs)

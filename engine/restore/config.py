@@ -21,51 +21,33 @@ dereverb_floor_db: lowest gain of the spectral suppressor (dB, <= 0).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from ..errors import SettingsError
+from ..config_fields import Choice, Number, build, check_fields, setting
 
 DEREVERB_METHODS = ("off", "spectral", "wpe")
 
 
 @dataclass(frozen=True)
 class RestoreConfig:
-    high_band: float = 1.0
-    high_band_rolloff_db_per_oct: float = 6.0
-    full_band_hz: float = 15000.0
-    sub_bass: float = 0.5
-    sub_bass_below_hz: float = 60.0
-    dereverb: str = "off"
-    dereverb_wet: float = 0.7
-    rt60_s: float | None = None
-    dereverb_floor_db: float = -12.0
+    high_band: float = setting(Number(0.0, 2.0), 1.0)
+    high_band_rolloff_db_per_oct: float = setting(Number(0.0, 24.0), 6.0)
+    full_band_hz: float = setting(Number(2000.0, 22050.0), 15000.0)
+    sub_bass: float = setting(Number(0.0, 2.0), 0.5)
+    sub_bass_below_hz: float = setting(Number(20.0, 300.0), 60.0)
+    dereverb: str = setting(Choice(DEREVERB_METHODS), "off")
+    dereverb_wet: float = setting(Number(0.0, 1.0), 0.7)
+    rt60_s: float | None = setting(Number(0.05, 20.0, optional=True, none_means="estimate"), None)
+    dereverb_floor_db: float = setting(Number(-40.0, 0.0), -12.0)
 
     def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        checks = {"high_band": (0.0, 2.0), "high_band_rolloff_db_per_oct": (0.0, 24.0), "sub_bass": (0.0, 2.0),
-                  "full_band_hz": (2000.0, 22050.0),
-                  "sub_bass_below_hz": (20.0, 300.0), "dereverb_wet": (0.0, 1.0), "dereverb_floor_db": (-40.0, 0.0)}
-        for name, (lo, hi) in checks.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
-                raise SettingsError(f"restore.{name} must be a number between {lo:g} and {hi:g}, not {v!r}")
-        if self.dereverb not in DEREVERB_METHODS:
-            raise SettingsError(f"restore.dereverb must be one of {', '.join(DEREVERB_METHODS)}, not {self.dereverb!r}")
-        if self.rt60_s is not None and not 0.05 <= float(self.rt60_s) <= 20.0:
-            raise SettingsError("restore.rt60_s must be between 0.05 and 20 s, or null (estimate)")
+        check_fields(self, "restore")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "RestoreConfig":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise SettingsError(f"unknown setting restore.{key} (known: {', '.join(sorted(known))})")
-        return replace(cls(), **data)
+    def from_dict(cls, data: Mapping[str, Any] | None, base: "RestoreConfig | None" = None) -> "RestoreConfig":
+        """``base`` (default: the defaults above) updated by a (possibly partial) dict."""
+        return build(cls, data, "restore", base)
 
     def to_dict(self) -> dict:
         return asdict(self)

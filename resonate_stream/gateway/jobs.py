@@ -29,7 +29,6 @@ thread of its own (one per job) and returns when the job is over.
 """
 from __future__ import annotations
 
-import copy
 import os
 import re
 import threading
@@ -298,16 +297,14 @@ class RunnerBackend:
         """The runner's ``Settings`` for ``spec`` (raises ``SettingsError``)."""
         if self._make_settings is not None:
             return self._make_settings(spec)
-        from resonate_stream.settings import DEFAULT_PRESET, Settings
+        from resonate_stream.settings import DEFAULT_PRESET, Settings, deep_merge
 
-        overrides = copy.deepcopy(spec.overrides)
-        if spec.output is not None:
-            export = dict(overrides.get("export") or {})
-            export["format"] = spec.output.format
-            export["bit_depth"] = spec.output.bit_depth
+        overrides = spec.overrides
+        if spec.output is not None:  # the output options are applied to settings.export, the one format channel
+            export = {"format": spec.output.format, "bit_depth": spec.output.bit_depth}
             if spec.output.sample_rate is not None:
                 export["sample_rate"] = spec.output.sample_rate
-            overrides["export"] = export
+            overrides = deep_merge(overrides, {"export": export})
         return Settings.from_preset(spec.preset or DEFAULT_PRESET, overrides)
 
     def source_for(self, source: JobSource) -> object:

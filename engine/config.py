@@ -1,0 +1,42 @@
+"""What the in-order stages of one job read: one typed config, built once, passed unchanged.
+
+:class:`PipelineConfig` holds the job's typed ``enhance``, ``restore``,
+``mix`` and ``master`` sections (the very objects of the job's settings,
+possibly adapted to the input by the strategy with ``dataclasses.replace``)
+and the band limits measured from the input's first seconds.  The in-process
+pipeline and the Ray actors build their stages from it
+(:func:`engine.pipeline.build_stem_chain`, :class:`engine.pipeline.MixMaster`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .config_fields import Section, check_fields, is_number, setting
+from .enhance.config import EnhanceConfig
+from .errors import SettingsError
+from .master.config import MasterConfig
+from .mix import MixConfig
+from .restore.config import RestoreConfig
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Configs of the in-order stages.
+
+    band_limits_hz: ``(low, high)`` band limits of the recording, Hz, as
+    detected on the input (restoration extends the band beyond them).
+    """
+
+    enhance: EnhanceConfig = setting(Section(EnhanceConfig), factory=EnhanceConfig)
+    restore: RestoreConfig = setting(Section(RestoreConfig), factory=RestoreConfig)
+    mix: MixConfig = setting(Section(MixConfig), factory=MixConfig)
+    master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
+    band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
+
+    def __post_init__(self) -> None:
+        check_fields(self, "")
+        band = tuple(self.band_limits_hz)
+        if len(band) != 2 or not all(is_number(v) and math.isfinite(v) for v in band):
+            raise SettingsError(f"band_limits_hz must be (low, high) in Hz, got {self.band_limits_hz!r}")
+        object.__setattr__(self, "band_limits_hz", (float(band[0]), float(band[1])))
