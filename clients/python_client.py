@@ -1,13 +1,16 @@
 """Asyncio Python client of the Resonate gateway.
 
 Depends only on the documented protocol (``docs/protocol.md``) through the
-sans-I/O module :mod:`resonate_stream.gateway.protocol`, plus ``websockets``
-and ``numpy`` (``soundfile`` for :func:`stream_to_file`).
+sans-I/O package :mod:`resonate_protocol` (whose :class:`~resonate_protocol.ClientSession`
+holds the protocol's rules: hello first, audio seq order, resume, ack,
+download offsets), plus ``websockets`` and ``numpy`` (``soundfile`` for
+:func:`stream_to_file`).  This module only pumps frames between the socket
+and the session.
 
 Example::
 
     async with ResonateClient("ws://127.0.0.1:8765/ws") as client:
-        job = await client.start_job({"preset": "concert"}, upload_path="gig.m4a")
+        job = await client.start_job({"preset": "balanced"}, upload_path="gig.m4a")
         async for ev in client.events(job):
             if isinstance(ev, AudioBlock):
                 play(ev.audio)            # float32 (channels, frames)
@@ -30,7 +33,6 @@ import argparse
 import asyncio
 import collections
 import inspect
-import itertools
 import logging
 import os
 import time
@@ -43,9 +45,8 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from engine.errors import ResonateError
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.protocol import Error, Info, JobDone, Progress, ProtocolError
+import resonate_protocol as P
+from resonate_protocol import ConnectionLost, Error, Info, JobDone, Progress, ProtocolError
 
 __all__ = [
     "AudioBlock",
@@ -66,12 +67,6 @@ __all__ = [
 log = logging.getLogger("resonate.client")
 
 DEFAULT_CHUNK_BYTES = 256 * 1024
-
-
-class ConnectionLost(ResonateError):
-    """The websocket dropped; :meth:`ResonateClient.reconnect` then ``resume`` to go on."""
-
-    code = P.ErrorCode.CONNECTION_LOST
 
 
 @dataclass
@@ -146,15 +141,6 @@ class _Inbox:
         return item
 
 
-class _JobStream(_Inbox):
-    """Events of one job received but not yet consumed."""
-
-    def __init__(self, high_water: int = 256):
-        super().__init__(high_water)
-        self.next_seq = 0  # next audio seq expected from the wire
-        self.ended = False  # the terminal event was received
-
-
 @dataclass
 class DownloadResult:
     """What :meth:`ResonateClient.download` wrote.
@@ -205,33 +191,30 @@ class ResonateClient:
             host = urllib.parse.urlsplit(url).hostname or ""
             proxy = None if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.") else True
         self._proxy = proxy
-        self._decode_limits = P.Limits(max_frame_bytes=max(self.max_frame_bytes, 4096), max_chunk_bytes=1024)
+        self._session = P.ClientSession(client_name=client_name, token=token, ack_window=self.ack_window,
+                                        max_frame_bytes=self.max_frame_bytes)
         self._ws: Optional[ClientConnection] = None
         self._reader: Optional[asyncio.Task] = None
-        self._welcome: Optional[P.Welcome] = None
         self._welcome_fut: Optional[asyncio.Future] = None
         self._pending_refs: dict[str, asyncio.Future] = {}
         self._pending_resumes: dict[str, asyncio.Future] = {}
         self._pongs: dict[Any, asyncio.Future] = {}
-        self._streams: dict[str, _JobStream] = {}
+        self._streams: dict[str, _Inbox] = {}
         self._fetches: dict[str, _Inbox] = {}  # fetch ref -> its file_chunk / error messages
         self._uploads: dict[str, asyncio.Task] = {}
         self._started_at: dict[str, float] = {}
-        self._refs = itertools.count(1)
         self.connection_errors: collections.deque[Error] = collections.deque(maxlen=64)
 
     # ---- connection --------------------------------------------------------------
     @property
     def welcome(self) -> Optional[P.Welcome]:
         """The server's ``welcome`` of the current connection."""
-        return self._welcome
+        return self._session.welcome
 
     @property
     def limits(self) -> P.Limits:
         """The server's limits (defaults before connecting)."""
-        if self._welcome is None:
-            return P.DEFAULT_LIMITS
-        return P.Limits.from_dict(self._welcome.limits)
+        return self._session.limits
 
     @property
     def connected(self) -> bool:
@@ -239,8 +222,8 @@ class ResonateClient:
 
     async def connect(self) -> P.Welcome:
         """Open the websocket, say ``hello`` and wait for ``welcome`` (no-op when connected)."""
-        if self.connected and self._welcome is not None:
-            return self._welcome
+        if self.connected and self._session.welcome is not None:
+            return self._session.welcome
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         kwargs: dict[str, Any] = dict(
             additional_headers=headers,
@@ -259,16 +242,15 @@ class ResonateClient:
         except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to {self.url}: {exc}") from None
         self._ws = ws
-        self._welcome = None
+        self._session.reconnected()
         self._welcome_fut = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read_loop(ws), name="resonate-client-reader")
-        await self._send(P.Hello(client=self.client_name, token=self.token, ack_window=self.ack_window))
+        await self._send(self._session.hello())
         try:
-            self._welcome = await asyncio.wait_for(self._welcome_fut, self.request_timeout)
+            return await asyncio.wait_for(self._welcome_fut, self.request_timeout)
         except BaseException:
             await self._close_ws()
             raise
-        return self._welcome
 
     async def close(self) -> None:
         """Stop uploads and close the connection (jobs keep running on the server)."""
@@ -310,31 +292,27 @@ class ResonateClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    async def _send(self, msg: P.Message) -> None:
+    async def _send(self, frame: bytes) -> None:
         if self._ws is None:
             raise ConnectionLost("not connected")
         try:
-            await self._ws.send(P.encode(msg))
+            await self._ws.send(frame)
         except ConnectionClosed:
             raise ConnectionLost("the connection to the server dropped") from None
 
     # ---- receiving ----------------------------------------------------------------
-    def _stream(self, job_id: str) -> _JobStream:
+    def _stream(self, job_id: str) -> _Inbox:
         s = self._streams.get(job_id)
         if s is None:
-            s = self._streams[job_id] = _JobStream()
+            s = self._streams[job_id] = _Inbox()
         return s
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         reason: BaseException = ConnectionLost("the connection to the server dropped")
         try:
             async for frame in ws:
-                try:
-                    msg = P.decode_server_message(frame, self._decode_limits)
-                except ProtocolError as exc:
-                    log.warning("ignoring a bad frame from the server: %s", exc)
-                    continue
-                await self._dispatch(msg)
+                for event in self._session.receive_frame(frame):
+                    await self._dispatch(event)
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:
@@ -345,8 +323,9 @@ class ResonateClient:
         finally:
             if ws is self._ws:
                 self._ws = None
-            for s in self._streams.values():
-                if not s.ended:
+                self._session.connection_lost()
+            for job_id, s in self._streams.items():
+                if not self._session.ended(job_id):
                     s.mark_lost()
             for q in self._fetches.values():
                 q.mark_lost()
@@ -359,8 +338,15 @@ class ResonateClient:
             self._pending_resumes.clear()
             self._pongs.clear()
 
-    async def _dispatch(self, msg: P.ServerMessage) -> None:
-        if isinstance(msg, P.Welcome):
+    async def _dispatch(self, msg: Any) -> None:
+        """One event of the session: a server message, ``SequenceBroken`` or ``BadFrame``."""
+        if isinstance(msg, P.BadFrame):
+            log.warning("ignoring a bad frame from the server: %s", msg.error)
+        elif isinstance(msg, P.SequenceBroken):
+            q = self._fetches.get(msg.ref) if msg.ref is not None else self._stream(msg.job_id)
+            if q is not None:
+                q.put_nowait(msg.error)
+        elif isinstance(msg, P.Welcome):
             if self._welcome_fut is not None and not self._welcome_fut.done():
                 self._welcome_fut.set_result(msg)
         elif isinstance(msg, P.JobAccepted):
@@ -383,29 +369,15 @@ class ResonateClient:
                 upload = self._uploads.get(msg.job_id)
                 if upload is not None and not upload.done():
                     upload.cancel()  # the job is over: stop sending its input
-                stream = self._stream(msg.job_id)
-                stream.ended = True
-                stream.put_nowait(msg)
+                self._stream(msg.job_id).put_nowait(msg)
         elif isinstance(msg, P.Pong):
             fut = self._pongs.pop(msg.data, None)
             if fut is not None and not fut.done():
                 fut.set_result(time.monotonic())
         elif isinstance(msg, P.Audio):
-            stream = self._stream(msg.job_id)
-            if msg.seq != stream.next_seq:
-                err = ProtocolError(
-                    f"audio seq {msg.seq} arrived, expected {stream.next_seq} (gap or duplicate)",
-                    code=P.ErrorCode.BAD_SEQUENCE,
-                    job_id=msg.job_id,
-                )
-                stream.put_nowait(err)
-                return
-            stream.next_seq += 1
-            await stream.put((msg, time.monotonic()))
+            await self._stream(msg.job_id).put((msg, time.monotonic()))
         elif isinstance(msg, P.JobDone):
-            stream = self._stream(msg.job_id)
-            stream.ended = True
-            stream.put_nowait(msg)
+            self._stream(msg.job_id).put_nowait(msg)
         elif isinstance(msg, (P.Progress, P.Info)):
             if msg.job_id is not None:
                 await self._stream(msg.job_id).put(msg)
@@ -488,13 +460,14 @@ class ResonateClient:
             )
             payload = path
         opts = P.JobOptions(send_stems=bool(send_stems), output=P.OutputOptions(**output) if output else None)
-        ref = f"r{next(self._refs)}"
+        ref, frame = self._session.start_job(inp, settings, opts)
         fut = asyncio.get_running_loop().create_future()
         self._pending_refs[ref] = fut
         started = time.monotonic()
-        await self._send(P.StartJob(input=inp, settings=dict(settings or {}), options=opts, ref=ref))
+        await self._send(frame)
         accepted: P.JobAccepted = await asyncio.wait_for(fut, self.request_timeout)
         job_id = accepted.job_id
+        self._session.job_accepted(job_id)
         self._started_at[job_id] = started
         self._stream(job_id)
         if payload is not None:
@@ -510,7 +483,7 @@ class ResonateClient:
             view = memoryview(payload)
             for start in range(0, len(view), chunk_bytes):
                 piece = bytes(view[start : start + chunk_bytes])
-                await self._send(P.UploadChunk(job_id=job_id, index=index, data=piece))
+                await self._send(self._session.upload_chunk(job_id, index, piece))
                 index += 1
                 size += len(piece)
         else:
@@ -519,10 +492,10 @@ class ResonateClient:
                     piece = await asyncio.to_thread(fh.read, chunk_bytes)
                     if not piece:
                         break
-                    await self._send(P.UploadChunk(job_id=job_id, index=index, data=piece))
+                    await self._send(self._session.upload_chunk(job_id, index, piece))
                     index += 1
                     size += len(piece)
-        await self._send(P.UploadEnd(job_id=job_id, chunks=index, size=size))
+        await self._send(self._session.upload_end(job_id, index, size))
 
     async def upload_done(self, job_id: str) -> None:
         """Wait until the job's upload was fully sent (raises what the upload raised;
@@ -540,11 +513,11 @@ class ResonateClient:
         task = self._uploads.get(job_id)
         if task is not None and not task.done():
             task.cancel()
-        await self._send(P.Cancel(job_id=job_id))
+        await self._send(self._session.cancel(job_id))
 
     def next_seq(self, job_id: str) -> int:
         """Seq of the next audio block this client expects for ``job_id``."""
-        return self._stream(job_id).next_seq
+        return self._session.next_seq(job_id)
 
     def started_at(self, job_id: str) -> Optional[float]:
         """``time.monotonic()`` when this client sent ``start_job`` for the job."""
@@ -558,19 +531,15 @@ class ResonateClient:
         and none is skipped.  Returns the ``from_seq`` used.
         """
         stream = self._stream(job_id)
-        if from_seq is None:
-            from_seq = stream.next_seq
-        elif from_seq != stream.next_seq:
-            # drop queued blocks the server will send again / forget the expectation
-            stream.items = collections.deque(
-                it for it in stream.items if not (isinstance(it, tuple) and it[0].seq >= from_seq)
-            )
-            stream.next_seq = from_seq
+        from_seq, frame = self._session.resume(job_id, from_seq)
+        # drop queued blocks the server will send again
+        stream.items = collections.deque(
+            it for it in stream.items if not (isinstance(it, tuple) and it[0].seq >= from_seq)
+        )
         stream.lost = False
-        stream.ended = False
         fut = asyncio.get_running_loop().create_future()
         self._pending_resumes[job_id] = fut
-        await self._send(P.Resume(job_id=job_id, from_seq=from_seq))
+        await self._send(frame)
         await asyncio.wait_for(fut, self.request_timeout)
         return from_seq
 
@@ -607,22 +576,22 @@ class ResonateClient:
         fh = open(tmp, "wb")
         try:
             while True:
-                ref = f"f{next(self._refs)}"
-                inbox = self._fetches[ref] = _Inbox(high_water=16)
+                ref = None
                 try:
                     await self.connect()
-                    await self._send(P.Fetch(job_id=job_id, kind=kind, offset=done, ref=ref))
+                    ref, frame = self._session.fetch(job_id, kind, done)  # pieces checked contiguous from done
+                    inbox = self._fetches[ref] = _Inbox(high_water=16)
+                    await self._send(frame)
                     while True:
                         get = inbox.get()
                         item = await (asyncio.wait_for(get, chunk_timeout) if chunk_timeout else get)
                         if isinstance(item, Error):
                             raise item.to_exception()
-                        if item.offset != done or (size is not None and item.size != size):
-                            raise ProtocolError(
-                                f"file_chunk at byte {item.offset} of {item.size}, expected byte {done}"
-                                + (f" of {size}" if size is not None else ""),
-                                code=P.ErrorCode.BAD_SEQUENCE, job_id=job_id,
-                            )
+                        if isinstance(item, ProtocolError):  # bad_sequence
+                            raise item
+                        if size is not None and item.size != size:  # the file changed between connections
+                            raise ProtocolError(f"{item.filename} is now {item.size} bytes, was {size}",
+                                                code=P.ErrorCode.BAD_SEQUENCE, job_id=job_id)
                         size, filename, mime = item.size, item.filename, item.mime
                         if item.data:
                             await asyncio.to_thread(fh.write, item.data)
@@ -641,7 +610,9 @@ class ResonateClient:
                              job_id, kind, done, reconnects)
                     await self.reconnect()
                 finally:
-                    self._fetches.pop(ref, None)
+                    if ref is not None:
+                        self._fetches.pop(ref, None)
+                        self._session.forget_fetch(ref)
             fh.flush()
             os.fsync(fh.fileno())
             fh.close()
@@ -657,11 +628,11 @@ class ResonateClient:
 
     async def ping(self) -> float:
         """Round-trip time to the server in seconds."""
-        token = next(self._refs)
+        token, frame = self._session.ping()
         fut = asyncio.get_running_loop().create_future()
         self._pongs[token] = fut
         t0 = time.monotonic()
-        await self._send(P.Ping(data=token))
+        await self._send(frame)
         t1 = await asyncio.wait_for(fut, self.request_timeout)
         return t1 - t0
 
@@ -679,7 +650,7 @@ class ResonateClient:
         """
         stream = self._stream(job_id)
         while True:
-            if stream.ended and not stream.items:
+            if self._session.ended(job_id) and not stream.items:
                 return  # the job's last event was already consumed
             if timeout is None:
                 item = await stream.get()
@@ -693,9 +664,10 @@ class ResonateClient:
                     job_id=msg.job_id, seq=msg.seq, offset=msg.offset, sample_rate=msg.sample_rate,
                     audio=P.decode_audio(msg), stems=P.decode_stems(msg) or None, received_at=received_at,
                 )
-                if self.ack_window > 0 and self.connected:
+                ack = self._session.ack(job_id, msg.seq) if self.connected else None
+                if ack is not None:
                     try:
-                        await self._send(P.Ack(job_id=job_id, seq=msg.seq))
+                        await self._send(ack)
                     except ConnectionLost:
                         pass
                 yield block
@@ -860,7 +832,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         res = asyncio.run(process_file(args.url, args.out, upload_path=args.upload, input_path=args.path,
                                        settings=settings, token=args.token))
-    except ResonateError as exc:
+    except ProtocolError as exc:
         print(f"error [{exc.code}]: {exc.message}")
         return 1
     ttfa = f"{res.time_to_first_audio_s:.2f} s" if res.time_to_first_audio_s is not None else "n/a"

@@ -16,8 +16,8 @@ import soundfile as sf
 
 from clients.python_client import JobDone, ProtocolError, ResonateClient
 from resonate_stream.events import Finished
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.protocol import ErrorCode as E
+import resonate_protocol as P
+from resonate_protocol import ErrorCode as E
 from resonate_stream.gateway.server import GatewayServer
 from test_gateway_support import GainBackend, RawClient, gain_of, http_get, make_signal
 

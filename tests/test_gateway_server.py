@@ -18,8 +18,8 @@ import soundfile as sf
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from engine.errors import SettingsError
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.protocol import ErrorCode as E
+import resonate_protocol as P
+from resonate_protocol import ErrorCode as E
 from resonate_stream.gateway.server import GatewayServer, is_loopback_host
 from test_gateway_support import GainBackend, RawClient, gain_of, http_get, join_audio, make_signal
 
