@@ -17,8 +17,8 @@ from clients.python_client import (
     Progress,
     ProtocolError,
     ResonateClient,
-    stream_to_file,
 )
+from clients.file_stream import stream_to_file
 import resonate_protocol as P
 from resonate_protocol import ErrorCode as E
 from resonate_stream.gateway.server import GatewayServer
