@@ -4,7 +4,10 @@ Every frame is one msgpack map with at least ``"type"`` (str) and ``"v"``
 (int, the protocol version, :data:`~.limits.PROTOCOL_VERSION`).  Decoding is
 strict:
 
-* frames above ``Limits.max_frame_bytes`` are refused before unpacking;
+* frames above ``Limits.max_frame_bytes`` are refused before unpacking, and
+  frames of more than :data:`~.limits.MAX_FRAME_CONTAINERS` maps and arrays
+  (or one with more than :data:`~.limits.MAX_CONTAINER_LEN` elements) while
+  unpacking;
 * msgpack is unpacked with ``raw=False, strict_map_key=True``; extension types
   (timestamps included) are refused; nothing is ever unpickled or evaluated;
 * every field is checked (:mod:`.fields`).
@@ -26,7 +29,7 @@ import numpy as np
 from .client_messages import CLIENT_MESSAGES, ClientMessage
 from .errors import ErrorCode, ProtocolError
 from .fields import MISSING, Fields, Message
-from .limits import DEFAULT_LIMITS, JOB_ID_RE, SUPPORTED_VERSIONS, Limits
+from .limits import DEFAULT_LIMITS, JOB_ID_RE, MAX_CONTAINER_LEN, MAX_FRAME_CONTAINERS, SUPPORTED_VERSIONS, Limits
 from .server_messages import SERVER_MESSAGES, Audio, ServerMessage
 
 
@@ -64,6 +67,15 @@ def unpack_frame(data: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
         exc.msg_type = t
         raise exc
     n = limits.max_frame_bytes
+    containers = 0
+
+    def count(value: Any) -> Any:  # called for every map and array as it is built
+        nonlocal containers
+        containers += 1
+        if containers > MAX_FRAME_CONTAINERS:
+            raise ValueError(f"more than {MAX_FRAME_CONTAINERS} maps and arrays in one frame")
+        return value
+
     try:
         m = msgpack.unpackb(
             data,
@@ -71,10 +83,12 @@ def unpack_frame(data: Any, limits: Limits = DEFAULT_LIMITS) -> dict:
             strict_map_key=True,
             ext_hook=_refuse_ext,
             use_list=True,
+            list_hook=count,
+            object_hook=count,
             max_str_len=n,
             max_bin_len=n,
-            max_array_len=n,
-            max_map_len=n,
+            max_array_len=MAX_CONTAINER_LEN,
+            max_map_len=MAX_CONTAINER_LEN,
             max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises a zoo of types (ValueError, ExtraData, ...)

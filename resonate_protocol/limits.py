@@ -82,6 +82,10 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+#: Most maps + arrays one frame may hold, and most elements in any one of them: checked while
+#: msgpack unpacks, so a small frame of millions of empty maps costs nothing.
+MAX_FRAME_CONTAINERS = 65_536
+MAX_CONTAINER_LEN = 65_536
 #: How deep / how many items a JSON-like map field (``settings``, ``report`` ...) may hold.
 MAX_PLAIN_DEPTH = 16
 MAX_PLAIN_ITEMS = 10_000

@@ -348,6 +348,23 @@ async def test_cancel_stops_the_job(server):
             await asyncio.sleep(0.02)
 
 
+async def test_a_client_that_reads_gets_every_pong_however_fast_it_pings(server):
+    """1000 pings sent at once while reading: every pong arrives, in order (issue 10: the reply
+    cap applies to what the client has not read, not to what the server has not yet written)."""
+    c = await RawClient.connect(server.url)
+    try:
+        async def pings():
+            for i in range(1000):
+                await c.ws.send(P.encode(P.Ping(data=i)))
+
+        sender = asyncio.create_task(pings())
+        got = [(await c.recv(10)).data for _ in range(1000)]
+        await sender
+        assert got == list(range(1000))
+    finally:
+        await c.close()
+
+
 async def test_too_many_jobs(tmp_path):
     srv = GatewayServer("127.0.0.1", 0, backend=GainBackend(), ping_interval_s=None,
                         limits=P.Limits(max_frame_bytes=P.MiB, max_chunk_bytes=1024, max_jobs=1))

@@ -35,6 +35,9 @@ FEATURES = ("resume", "ack", "stems", "upload", "path_input", "fetch", "http_dow
 MAX_FETCHES_PER_CONNECTION = 8
 #: audio frames one job's pump sends before it lets the others run
 PUMP_BURST = 8
+#: seconds the receive loop waits for the writer to send pending replies before it
+#: decides the client does not read them (the writer is blocked by a full TCP window)
+REPLY_DRAIN_S = 30.0
 
 
 class Gone(Exception):
@@ -46,9 +49,11 @@ class Outbox:
 
     Job output (audio, progress, info, the job's last message, file pieces)
     waits for one of ``data_slots`` slots, so a slow reader stalls the job's
-    pump, not memory.  Replies to requests never wait (the receive loop must
-    not block) but are capped at ``control_cap`` pending frames; beyond that
-    the client is not reading and the connection is dropped.
+    pump, not memory.  Replies to requests are queued at once, and before the
+    receive loop reads the next request it waits (:meth:`control_room`) while
+    ``control_cap`` replies are pending: a client that sends requests faster
+    than the writer sends the replies is paced by TCP, and only a client that
+    does not read its replies for ``REPLY_DRAIN_S`` seconds is dropped.
     """
 
     def __init__(self, data_slots: int = 8, control_cap: int = 256):
@@ -56,15 +61,27 @@ class Outbox:
         self._slots = asyncio.Semaphore(data_slots)
         self._control = 0
         self._control_cap = control_cap
+        self._room = asyncio.Event()
         self.closed = False
 
     def put_control(self, frame: bytes) -> None:
         if self.closed:
             return
-        if self._control >= self._control_cap:
+        if self._control >= 2 * self._control_cap:  # cannot happen with control_room(): a safety net
             raise Gone("client does not read its replies")
         self._control += 1
         self._q.put_nowait((False, frame))
+
+    async def control_room(self, timeout: float) -> None:
+        """Return once fewer than ``control_cap`` replies wait; :class:`Gone` if the writer
+        could not send them within ``timeout`` seconds (the client does not read)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._control >= self._control_cap and not self.closed:
+                    self._room.clear()
+                    await self._room.wait()
+        except TimeoutError:
+            raise Gone("client does not read its replies") from None
 
     async def put_data(self, frame: bytes) -> None:
         await self._slots.acquire()
@@ -84,6 +101,7 @@ class Outbox:
                         self._slots.release()
                     else:
                         self._control -= 1
+                        self._room.set()
                     self._q.task_done()
         except ConnectionClosed:
             pass
@@ -153,6 +171,7 @@ class Connection:
         self.flush()
         async for frame in self.ws:
             try:
+                await self.outbox.control_room(REPLY_DRAIN_S)
                 for event in self.session.receive_frame(frame):
                     await self._on_event(event)
                 if self.session.close is not None:
