@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 
 from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError
-from resonate_stream.events import AudioChunk, Finished, Info, Progress
 import resonate_protocol as P
+from resonate_stream.events import AudioChunk, Finished, Info, Progress
 from resonate_stream.gateway.jobs import JobCancelled, JobSpec, PathInput, UploadInput
 
 

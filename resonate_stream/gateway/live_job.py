@@ -65,7 +65,7 @@ class LiveJob:
         server: "GatewayServer",
         job_id: str,
         spec: JobSpec,
-        source: PathInput | UploadInput,
+        job_input: PathInput | UploadInput,
         spool: AudioSpool,
         cancel: threading.Event,
     ):
@@ -73,8 +73,8 @@ class LiveJob:
         self.loop = server._loop
         self.id = job_id
         self.spec = spec
-        self.source = source
-        self.upload: Optional[UploadInput] = source if isinstance(source, UploadInput) else None
+        self.job_input = job_input
+        self.upload: Optional[UploadInput] = job_input if isinstance(job_input, UploadInput) else None
         self.spool = spool
         self.cancel = cancel
         self.created = time.time()
@@ -91,7 +91,7 @@ class LiveJob:
         self.worker_done = False
         self.subscribers: set[asyncio.Event] = set()
         self.upload_rules: Optional[P.UploadState] = (
-            P.UploadState(server.limits, source.size) if self.upload is not None else None
+            P.UploadState(server.limits, job_input.size) if self.upload is not None else None
         )
         self.thread: Optional[threading.Thread] = None
         # worker-thread state (emit)

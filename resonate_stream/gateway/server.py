@@ -354,16 +354,16 @@ class GatewayServer:
         out_dir = self.output_dir / job_id
         out_dir.mkdir(parents=True)
         cancel = threading.Event()
-        source: PathInput | UploadInput
+        job_input: PathInput | UploadInput
         if path is not None:
-            source = PathInput(path)
+            job_input = PathInput(path)
         else:
             up = msg.input
             assert isinstance(up, P.UploadInput)
             suffix = Path(up.filename or "").suffix
             if not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
                 suffix = ".bin"
-            source = UploadInput(
+            job_input = UploadInput(
                 job_dir / f"upload{suffix.lower()}",  # keep the extension: it helps format detection
                 format=up.format,
                 sample_rate=up.sample_rate,
@@ -380,7 +380,7 @@ class GatewayServer:
             send_stems=msg.options.send_stems,
             output=msg.options.output,
         )
-        job = LiveJob(self, job_id, spec, source, AudioSpool(job_dir / "audio"), cancel)
+        job = LiveJob(self, job_id, spec, job_input, AudioSpool(job_dir / "audio"), cancel)
         self.jobs[job_id] = job
         job.thread = threading.Thread(target=self._run_worker, args=(job,), name=f"job-{job_id[:8]}", daemon=True)
         job.thread.start()
@@ -390,8 +390,8 @@ class GatewayServer:
     def _run_worker(self, job: LiveJob) -> None:
         error: Optional[ResonateError] = None
         try:
-            self.backend.start(job.id, job.spec, job.source, job.emit, job.cancel)
-        except ResonateError as exc:
+            self.backend.start(job.id, job.spec, job.job_input, job.emit, job.cancel)
+        except (ResonateError, P.ProtocolError) as exc:
             error = exc
         except Exception as exc:  # a bug in the backend: report it without details
             log.exception("job %s: backend crashed", job.id)
