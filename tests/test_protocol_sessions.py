@@ -4,6 +4,9 @@ offsets, errors; plus, over a real socket, what cancelling an ended job answers.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -332,6 +335,24 @@ def test_client_reports_bad_server_frames_and_goes_on():
     (ev,) = c.receive_frame(b"\x93\x01\x02\x03")
     assert isinstance(ev, P.BadFrame) and ev.error.code == E.MALFORMED_FRAME
     assert c.state == "open"
+
+
+# --------------------------------------------------------------------------- #
+# layers
+# --------------------------------------------------------------------------- #
+
+@pytest.mark.parametrize("module,forbidden", [
+    ("resonate_protocol", ("engine", "resonate_stream", "clients", "asyncio", "socket", "websockets")),
+    ("clients.stream_cli", ("engine", "resonate_stream", "ray", "torch")),
+    ("clients.python_client", ("engine", "resonate_stream", "ray", "torch")),
+])
+def test_the_protocol_and_the_clients_import_nothing_of_the_server(module, forbidden):
+    code = (f"import sys, {module}; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(forbidden)!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 # --------------------------------------------------------------------------- #
