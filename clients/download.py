@@ -35,7 +35,7 @@ class DownloadResult:
 
 
 async def download(
-client: "ResonateClient",
+    client: "ResonateClient",
     job_id: str,
     kind: str,
     path: os.PathLike | str,

@@ -19,8 +19,6 @@ from .python_client import AudioBlock, ResonateClient
 log = logging.getLogger("resonate.client")
 
 
-
-
 @dataclass
 class StreamResult:
     """What :func:`stream_to_file` wrote.

@@ -42,13 +42,13 @@ from .server_session import (
 )
 
 __all__ = ["Ack", "Audio", "AUDIO_FORMAT", "audio_frame_overhead", "audio_to_bytes", "BadFrame",
-    "bytes_to_audio", "Cancel", "check_fetch_target", "check_range", "CLIENT_MESSAGES", "ClientMessage",
-    "ClientSession", "Close", "ConnectionLost", "decode_audio", "decode_client_message",
-    "decode_server_message", "decode_stems", "DEFAULT_LIMITS", "encode", "encode_audio", "Error",
-    "ErrorCode", "Fetch", "FILE_CHUNK_BYTES", "FileChunk", "Hello", "Info", "InputSpec", "is_bare_filename",
-    "JobAccepted", "JobDone", "JobOptions", "Limits", "make_audio", "MAX_CHANNELS", "MAX_INT",
-    "MAX_SAMPLE_RATE", "Message", "MiB", "MIN_SAMPLE_RATE", "Opened", "OUTPUT_BIT_DEPTHS", "OUTPUT_FORMATS",
-    "OutputOptions", "PathInput", "pcm_sample_format", "Ping", "Pong", "Progress", "PROTOCOL_VERSION",
-    "ProtocolError", "Resume", "SequenceBroken", "SERVER_MESSAGES", "ServerMessage", "ServerSession",
-    "StartJob", "SUPPORTED_VERSIONS", "unpack_frame", "UPLOAD_FORMATS", "UploadBroken", "UploadChunk",
-    "UploadEnd", "UploadInput", "UploadState", "Welcome", "WindowOpened"]
+           "bytes_to_audio", "Cancel", "check_fetch_target", "check_range", "CLIENT_MESSAGES", "ClientMessage",
+           "ClientSession", "Close", "ConnectionLost", "decode_audio", "decode_client_message",
+           "decode_server_message", "decode_stems", "DEFAULT_LIMITS", "encode", "encode_audio", "Error",
+           "ErrorCode", "Fetch", "FILE_CHUNK_BYTES", "FileChunk", "Hello", "Info", "InputSpec", "is_bare_filename",
+           "JobAccepted", "JobDone", "JobOptions", "Limits", "make_audio", "MAX_CHANNELS", "MAX_INT",
+           "MAX_SAMPLE_RATE", "Message", "MiB", "MIN_SAMPLE_RATE", "Opened", "OUTPUT_BIT_DEPTHS", "OUTPUT_FORMATS",
+           "OutputOptions", "PathInput", "pcm_sample_format", "Ping", "Pong", "Progress", "PROTOCOL_VERSION",
+           "ProtocolError", "Resume", "SequenceBroken", "SERVER_MESSAGES", "ServerMessage", "ServerSession",
+           "StartJob", "SUPPORTED_VERSIONS", "unpack_frame", "UPLOAD_FORMATS", "UploadBroken", "UploadChunk",
+           "UploadEnd", "UploadInput", "UploadState", "Welcome", "WindowOpened"]

@@ -300,7 +300,6 @@ def ping_data(f: Fields) -> Union[int, str, None]:
     return f.int("data", lo=-(2**53), hi=2**53)
 
 
-
 CLIENT_MESSAGES: dict[str, type[Message]] = {
     c.TYPE: c for c in (Hello, StartJob, UploadChunk, UploadEnd, Cancel, Resume, Ack, Ping, Fetch)
 }

@@ -33,7 +33,6 @@ from .limits import DEFAULT_LIMITS, JOB_ID_RE, MAX_CONTAINER_LEN, MAX_FRAME_CONT
 from .server_messages import SERVER_MESSAGES, Audio, ServerMessage
 
 
-
 def _refuse_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 

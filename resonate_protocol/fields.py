@@ -192,7 +192,6 @@ class Fields:
         return f
 
 
-
 @dataclass(frozen=True)
 class Message:
     """Base of every protocol message.  ``TYPE`` is the wire ``"type"``."""
@@ -223,4 +222,3 @@ class Part:
 
     def to_map(self) -> dict:
         return {f.name: _to_wire(getattr(self, f.name)) for f in fields(self)}
-

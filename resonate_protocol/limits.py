@@ -17,6 +17,8 @@ UPLOAD_FORMATS = ("pcm_f32le", "pcm_s16le", "encoded")
 def pcm_sample_format(upload_format: str) -> Optional[str]:
     """``"f32le"`` / ``"s16le"`` (as ``PcmPushDecoder`` wants) for a PCM upload format, else None."""
     return upload_format[4:] if upload_format.startswith("pcm_") else None
+
+
 #: Output container formats a job can ask for.
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
 #: Output bit depths (32 means 32-bit float, WAV only).
@@ -44,6 +46,7 @@ def is_bare_filename(name: str) -> bool:
 
 #: default largest ``file_chunk.data`` the server sends (bytes)
 FILE_CHUNK_BYTES = 256 * 1024
+
 
 @dataclass(frozen=True)
 class Limits:

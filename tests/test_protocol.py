@@ -15,6 +15,7 @@ from resonate_protocol import ErrorCode as E
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 JOB = "0123456789abcdef0123456789abcdef"
 
+
 def _client_messages() -> list[P.Message]:
     return [
         P.Hello(),
@@ -41,6 +42,7 @@ def _client_messages() -> list[P.Message]:
         P.Fetch(job_id=JOB, kind="stem_vocals", offset=262144, ref="f1"),
     ]
 
+
 def _server_messages() -> list[P.Message]:
     block = np.linspace(-1, 1, 2 * 300, dtype=np.float32).reshape(2, 300)
     return [
@@ -63,19 +65,23 @@ def _server_messages() -> list[P.Message]:
                     filename="gig.restored.wav", mime="audio/wav"),
     ]
 
+
 @pytest.mark.parametrize("msg", _client_messages(), ids=lambda m: m.TYPE)
 def test_client_messages_round_trip(msg):
     frame = P.encode(msg)
     assert isinstance(frame, bytes)
     assert P.decode_client_message(frame) == msg
 
+
 @pytest.mark.parametrize("msg", _server_messages(), ids=lambda m: m.TYPE)
 def test_server_messages_round_trip(msg):
     assert P.decode_server_message(P.encode(msg)) == msg
 
+
 def test_every_message_type_is_covered():
     assert {m.TYPE for m in _client_messages()} == set(P.CLIENT_MESSAGES)
     assert {m.TYPE for m in _server_messages()} == set(P.SERVER_MESSAGES)
+
 
 def test_audio_bytes_are_interleaved_float32_le():
     block = np.array([[0.5, -0.25, 0.125], [1.0, 0.0, -1.0]], dtype=np.float32)  # (2 channels, 3 frames)
@@ -86,6 +92,7 @@ def test_audio_bytes_are_interleaved_float32_le():
     out = P.decode_audio(msg)
     assert out.dtype == np.float32 and out.shape == (2, 3) and out.flags.c_contiguous
     np.testing.assert_array_equal(out, block)
+
 
 def test_audio_round_trip_is_bit_exact_with_stems():
     rng = np.random.default_rng(1)
@@ -99,6 +106,7 @@ def test_audio_round_trip_is_bit_exact_with_stems():
     for k in stems:
         np.testing.assert_array_equal(got[k], stems[k])
 
+
 # --------------------------------------------------------------------------- #
 # malformed input
 # --------------------------------------------------------------------------- #
@@ -106,14 +114,17 @@ def test_audio_round_trip_is_bit_exact_with_stems():
 def _pack(m) -> bytes:
     return msgpack.packb(m, use_bin_type=True)
 
+
 def _base(t: str, **fields) -> dict:
     return {"type": t, "v": 1, **fields}
+
 
 def _nested(depth: int) -> dict:
     d: dict = {}
     for _ in range(depth):
         d = {"x": d}
     return d
+
 
 MALFORMED = [
     ("not msgpack", b"\xc1\xc1\xc1", E.MALFORMED_FRAME),
@@ -172,6 +183,7 @@ MALFORMED = [
                                            settings=_nested(40))), E.BAD_FIELD),
 ]
 
+
 @pytest.mark.parametrize("name,frame,code", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_client_frames_raise_typed_errors(name, frame, code):
     with pytest.raises(P.ProtocolError) as info:
@@ -179,6 +191,7 @@ def test_malformed_client_frames_raise_typed_errors(name, frame, code):
     assert info.value.code == code, info.value
     assert isinstance(info.value.code, str) and info.value.code  # typed, with a stable code
     assert info.value.message  # a message a person can act on
+
 
 def test_frame_too_large_is_refused_before_unpacking():
     limits = P.Limits(max_frame_bytes=8192, max_chunk_bytes=4096)
@@ -188,6 +201,7 @@ def test_frame_too_large_is_refused_before_unpacking():
     assert info.value.code == E.FRAME_TOO_LARGE
     # the frame is refused unread, but its job is still named so the server can end that job
     assert info.value.job_id == JOB and info.value.msg_type == "upload_chunk"
+
 
 def test_errors_name_the_job_when_readable():
     frame = _pack(_base("upload_chunk", job_id=JOB, index="zero", data=b""))
@@ -199,9 +213,11 @@ def test_errors_name_the_job_when_readable():
         P.decode_client_message(frame)
     assert info.value.ref == "r9"
 
+
 def test_unknown_extra_fields_are_ignored():
     frame = _pack(_base("cancel", job_id=JOB, future_field={"x": 1}))
     assert P.decode_client_message(frame) == P.Cancel(job_id=JOB)
+
 
 def test_audio_with_wrong_data_length_is_refused():
     m = P.make_audio(JOB, 0, 0, 44100, np.zeros((2, 10), np.float32)).to_map()
@@ -214,6 +230,7 @@ def test_audio_with_wrong_data_length_is_refused():
     with pytest.raises(P.ProtocolError):
         P.decode_server_message(_pack(m))
 
+
 def test_server_frames_are_checked_too():
     with pytest.raises(P.ProtocolError) as info:
         P.decode_server_message(_pack(_base("hello")))
@@ -222,11 +239,13 @@ def test_server_frames_are_checked_too():
         P.decode_server_message(_pack(_base("progress", job_id=JOB, stage="x", done=float("inf"))))
     assert info.value.code == E.BAD_FIELD
 
+
 def test_limits_validate_and_round_trip():
     lim = P.Limits(max_frame_bytes=P.MiB, max_chunk_bytes=256 * 1024, max_upload_bytes=10, max_jobs=2)
     assert P.Limits.from_dict({**lim.to_dict(), "future": 1}) == lim
     with pytest.raises(ValueError):
         P.Limits(max_frame_bytes=P.MiB, max_chunk_bytes=P.MiB)
+
 
 # --------------------------------------------------------------------------- #
 # docs/protocol.md examples
@@ -236,6 +255,7 @@ def _doc_frames() -> dict[str, bytes]:
     text = DOC.read_text(encoding="utf-8")
     found = re.findall(r"<!-- example-frame: (\w+) -->\s*```hex\n(.*?)```", text, flags=re.S)
     return {name: bytes.fromhex(" ".join(body.split())) for name, body in found}
+
 
 def test_doc_example_frames_decode_as_documented():
     frames = _doc_frames()
@@ -256,6 +276,7 @@ def test_doc_example_frames_decode_as_documented():
     np.testing.assert_array_equal(P.decode_audio(msg), np.array([[0.5, -0.25], [1.0, 0.0]], np.float32))
     assert P.encode_audio("7f3a9c", 0, 0, 44100, P.decode_audio(msg)) == audio
 
+
 def test_doc_lists_every_message_type_and_error_code():
     text = DOC.read_text(encoding="utf-8")
     for t in [*P.CLIENT_MESSAGES, *P.SERVER_MESSAGES]:
@@ -268,11 +289,13 @@ def test_doc_lists_every_message_type_and_error_code():
     for key in P.Limits().to_dict():
         assert f"`{key}`" in text, key
 
+
 def _file_chunk(**over) -> dict:
     m = _base("file_chunk", job_id=JOB, kind="master", offset=0, data=b"abcd", size=4, eof=True,
               filename="gig.wav", mime="audio/wav")
     m.update(over)
     return m
+
 
 @pytest.mark.parametrize("over", [
     {"eof": False},  # the piece ends the file: eof must say so
@@ -288,6 +311,7 @@ def test_file_chunk_invariants_are_checked(over):
     with pytest.raises(P.ProtocolError) as err:
         P.decode_server_message(_pack(_file_chunk(**over)))
     assert err.value.code == E.BAD_FIELD
+
 
 def test_fetch_fields_are_checked():
     for bad in ({"kind": ""}, {"kind": "x" * 65}, {"kind": "../master"}, {"offset": -1}, {"offset": True},

@@ -144,7 +144,6 @@ def _static(server: "GatewayServer", connection: ServerConnection, path: str) ->
     return _http_response(200, target.read_bytes(), ctype)
 
 
-
 def _http_response(status: int, body: bytes, content_type: str,
                    extra: Optional[list[tuple[str, str]]] = None) -> Response:
     st = http.HTTPStatus(status)

@@ -104,4 +104,3 @@ def resolve_output(
     name = real.name if P.is_bare_filename(real.name) else f"{kind}.bin"
     return OutputFile(job_id=job_id, kind=kind, path=real, size=int(st.st_size), filename=name,
                       mime=mime_for(real.name))
-

@@ -70,7 +70,6 @@ def is_loopback_host(host: Optional[str]) -> bool:
         return False
 
 
-
 class GatewayServer:
     """Websocket gateway: drives jobs through a backend and streams their output.
 
