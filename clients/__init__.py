@@ -1,14 +1,9 @@
-"""Clients of the Resonate gateway; they depend only on the documented protocol.
+"""Clients of the Resonate gateway; they depend only on the documented protocol
+(:mod:`resonate_protocol`) and public libraries, never on the server's packages.
 
-``clients.python_client``: asyncio client library (:class:`ResonateClient`,
-:func:`stream_to_file`).
+* :mod:`clients.python_client`: asyncio client library (:class:`ResonateClient`);
+  :mod:`clients.download` (``fetch`` with resume), :mod:`clients.file_stream`
+  (:func:`stream_to_file`), :mod:`clients.upload`, :mod:`clients.inbox`;
+* :mod:`clients.stream_cli`: the ``resonate stream`` command;
+* ``clients/streamlit_app.py``: a Streamlit page.
 """
-from __future__ import annotations
-
-
-def __getattr__(name: str):
-    if name in ("ResonateClient", "stream_to_file", "AudioBlock", "ConnectionLost", "StreamResult", "process_file"):
-        from . import python_client
-
-        return getattr(python_client, name)
-    raise AttributeError(name)

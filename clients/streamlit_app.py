@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from clients.python_client import AudioBlock, ConnectionLost, Error, Info, JobDone, Progress, ResonateClient
-from engine.errors import ResonateError
+from resonate_protocol import ProtocolError
 
 DEFAULT_SERVER = "ws://127.0.0.1:8765/ws"
 STEMS = ("vocals", "drums", "bass", "other")
@@ -70,7 +70,7 @@ class JobResult:
 async def restore(url: str, token: Optional[str], source: Path, settings: dict, output: dict, *,
                   stems: bool = False, on_event: Optional[Callable] = None) -> JobResult:
     """Upload ``source``, follow the job (resuming after a dropped connection), then download
-    its final master (and stems). Raises ``ResonateError`` with the server's code on failure."""
+    its final master (and stems). Raises ``ProtocolError`` with the server's code on failure."""
     async with ResonateClient(url, token, client_name="resonate-streamlit") as client:
         job = await client.start_job(settings, upload_path=source, send_stems=stems, output=output)
         await client.upload_done(job)
@@ -224,7 +224,7 @@ def main() -> None:
             try:
                 result = asyncio.run(restore(server, token, src, settings, {"format": fmt, "bit_depth": int(depth)},
                                              stems=want_stems, on_event=on_event))
-            except ResonateError as exc:
+            except ProtocolError as exc:
                 st.error(f"Processing failed [{exc.code}]: {exc.message}")
                 return
         st.session_state["result"] = result

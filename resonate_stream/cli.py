@@ -157,7 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from .stream_cli import stream_main
+    from clients.stream_cli import stream_main  # lazy: the one edge from the dispatcher to clients/
 
     output = Path(args.output)
     settings = settings_from_args(args, output)

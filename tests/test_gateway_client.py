@@ -17,10 +17,10 @@ from clients.python_client import (
     Progress,
     ProtocolError,
     ResonateClient,
-    stream_to_file,
 )
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.protocol import ErrorCode as E
+from clients.file_stream import stream_to_file
+import resonate_protocol as P
+from resonate_protocol import ErrorCode as E
 from resonate_stream.gateway.server import GatewayServer
 from test_gateway_support import GainBackend, gain_of, make_signal
 

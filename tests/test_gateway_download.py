@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 
 from clients.python_client import JobDone, ProtocolError, ResonateClient
+import resonate_protocol as P
+from resonate_protocol import ErrorCode as E
 from resonate_stream.events import Finished
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.protocol import ErrorCode as E
 from resonate_stream.gateway.server import GatewayServer
 from test_gateway_support import GainBackend, RawClient, gain_of, http_get, make_signal
 

@@ -18,8 +18,8 @@ import soundfile as sf
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from engine.errors import SettingsError
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.protocol import ErrorCode as E
+import resonate_protocol as P
+from resonate_protocol import ErrorCode as E
 from resonate_stream.gateway.server import GatewayServer, is_loopback_host
 from test_gateway_support import GainBackend, RawClient, gain_of, http_get, join_audio, make_signal
 
@@ -346,6 +346,23 @@ async def test_cancel_stops_the_job(server):
     async with asyncio.timeout(5):  # the worker thread really ends
         while server.running_jobs():
             await asyncio.sleep(0.02)
+
+
+async def test_a_client_that_reads_gets_every_pong_however_fast_it_pings(server):
+    """1000 pings sent at once while reading: every pong arrives, in order (issue 10: the reply
+    cap applies to what the client has not read, not to what the server has not yet written)."""
+    c = await RawClient.connect(server.url)
+    try:
+        async def pings():
+            for i in range(1000):
+                await c.ws.send(P.encode(P.Ping(data=i)))
+
+        sender = asyncio.create_task(pings())
+        got = [(await c.recv(10)).data for _ in range(1000)]
+        await sender
+        assert got == list(range(1000))
+    finally:
+        await c.close()
 
 
 async def test_too_many_jobs(tmp_path):

@@ -18,12 +18,12 @@ import numpy as np
 import soundfile as sf
 
 from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError
+import resonate_protocol as P
 from resonate_stream.events import AudioChunk, Finished, Info, Progress
-from resonate_stream.gateway import protocol as P
-from resonate_stream.gateway.jobs import JobCancelled, JobSpec, PathSource, UploadSource
+from resonate_stream.gateway.jobs import JobCancelled, JobSpec, PathInput, UploadInput
 
 
-def pcm_blocks(source: UploadSource) -> Iterator[np.ndarray]:
+def pcm_blocks(source: UploadInput) -> Iterator[np.ndarray]:
     """Decode raw interleaved PCM pieces (any cut) into float32 ``(channels, n)`` blocks."""
     ch = int(source.channels)
     width = 4 if source.pcm_format == "f32le" else 2
@@ -105,7 +105,7 @@ class GainBackend:
         block = int(ov.get("block_frames", self.block_frames))
         delay = float(ov.get("block_delay_s", self.block_delay_s))
         total: Optional[float] = None
-        if isinstance(source, PathSource):
+        if isinstance(source, PathInput):
             info = audio_info(source.path)
             sr, total = info.samplerate, info.frames / info.samplerate
             blocks = file_blocks(source.path)

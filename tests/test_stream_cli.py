@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from net_fixtures import ROOT, CuttingProxy, GatewayProcess, free_port
-from resonate_stream.stream_cli import job_settings, stem_path, websocket_url
+from clients.stream_cli import job_settings, stem_path, websocket_url
 from resonate_stream.settings import Settings
 
 EXAMPLE = ROOT / "examples" / "concert_phone_clip.m4a"

@@ -1,16 +1,17 @@
-"""Websocket gateway: sans-I/O protocol (:mod:`.protocol`), job backend
-interface (:mod:`.jobs`), output spool (:mod:`.spool`) and the asyncio server
-(:mod:`.server`).  See ``docs/protocol.md``.
+"""Websocket gateway: the server side of the protocol in :mod:`resonate_protocol`.
 
-The server is imported lazily so that ``protocol`` (used by clients) does not
-pull in the websockets server machinery.
+Modules: :mod:`.server` (listening, the job registry), :mod:`.connection`
+(one websocket pumped through a ``resonate_protocol.ServerSession``),
+:mod:`.http_routes` (plain HTTP on the same port), :mod:`.live_job` (a
+running job's output for its followers), :mod:`.jobs` (the backend
+interface), :mod:`.spool` and :mod:`.outputs`.  See ``docs/protocol.md``.
+
+The server is imported lazily so that importing the backend interface does
+not pull in the websockets server machinery.
 """
 from __future__ import annotations
 
-from .protocol import PROTOCOL_VERSION, ErrorCode, Limits, ProtocolError
-
-__all__ = ["PROTOCOL_VERSION", "ErrorCode", "Limits", "ProtocolError", "GatewayServer", "JobBackend",
-           "JobSpec", "PathSource", "UploadSource", "RunnerBackend"]
+__all__ = ["GatewayServer", "JobBackend", "JobSpec", "PathInput", "UploadInput", "RunnerBackend"]
 
 
 def __getattr__(name: str):
@@ -18,7 +19,7 @@ def __getattr__(name: str):
         from .server import GatewayServer
 
         return GatewayServer
-    if name in ("JobBackend", "JobSpec", "PathSource", "UploadSource", "RunnerBackend"):
+    if name in ("JobBackend", "JobSpec", "PathInput", "UploadInput", "RunnerBackend"):
         from . import jobs
 
         return getattr(jobs, name)

@@ -3,16 +3,16 @@
 The gateway owns sockets, uploads, spooling and resume; a backend owns the
 audio processing.  The contract, in full:
 
-``backend.start(job_id, spec, source, emit, cancel)`` is called in a worker
+``backend.start(job_id, spec, job_input, emit, cancel)`` is called in a worker
 thread of its own (one per job) and returns when the job is over.
 
 * ``spec`` (:class:`JobSpec`): the job's settings (``{"preset", "overrides"}``
   plain map as the client sent it), output options, and ``out_dir``, a fresh
   folder where final files must be written (atomically: temp file + rename).
-* ``source``: a :class:`PathSource` (a server-side file, already confined to
-  the allowed folders and checked to exist) or an :class:`UploadSource`
+* ``job_input``: a :class:`PathInput` (a server-side file, already confined to
+  the allowed folders and checked to exist) or an :class:`UploadInput`
   (bytes arriving from the client: iterate it for raw pieces as they come, or
-  call :meth:`UploadSource.wait_file` for the complete file).
+  call :meth:`UploadInput.wait_file` for the complete file).
 * ``emit(event)`` with :mod:`resonate_stream.events` objects: ``Progress``
   (seconds of audio), ``Info``, ``AudioChunk`` (``seq`` 0, 1, 2 ... no gaps,
   ``offset`` contiguous, one ``sample_rate`` and channel count per job,
@@ -40,7 +40,7 @@ from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checka
 from engine.errors import ResonateError
 from resonate_stream.events import Event
 
-from .protocol import ErrorCode, OutputOptions, ProtocolError, pcm_sample_format
+from resonate_protocol import ErrorCode, OutputOptions, ProtocolError, pcm_sample_format
 
 
 class JobCancelled(ResonateError):
@@ -80,19 +80,19 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
-class PathSource:
+class PathInput:
     """Input file on the server (resolved, inside an allowed folder, exists)."""
 
     path: Path
 
 
-class UploadSource:
+class UploadInput:
     """Input bytes uploaded by the client, spooled to ``path`` on disk as they arrive.
 
     ``format`` is ``pcm_f32le`` / ``pcm_s16le`` (raw interleaved little-endian
     samples at ``sample_rate`` Hz with ``channels`` channels) or ``encoded``
     (bytes of an audio file called ``filename``).  Reader side (backend
-    thread): ``for piece in source`` yields ``bytes`` pieces (at most
+    thread): ``for piece in upload`` yields ``bytes`` pieces (at most
     ``piece_bytes`` each, in order) as they arrive and ends after
     ``upload_end``; :meth:`wait_file` blocks until the upload is complete and
     returns the path of the whole file.  Both raise :class:`JobCancelled` on
@@ -234,7 +234,7 @@ class UploadSource:
         return self.path
 
 
-JobSource = Union[PathSource, UploadSource]
+JobInput = Union[PathInput, UploadInput]
 Emit = Callable[[Event], None]
 
 
@@ -246,7 +246,7 @@ class JobBackend(Protocol):
         self,
         job_id: str,
         spec: JobSpec,
-        source: JobSource,
+        job_input: JobInput,
         emit: Emit,
         cancel: threading.Event,
     ) -> None: ...
@@ -307,39 +307,39 @@ class RunnerBackend:
             overrides = deep_merge(overrides, {"export": export})
         return Settings.from_preset(spec.preset or DEFAULT_PRESET, overrides)
 
-    def source_for(self, source: JobSource) -> object:
+    def source_for(self, job_input: JobInput) -> object:
         """``FileSource`` / ``BlockSource`` for the runner (blocks 44.1 kHz stereo float32)."""
         from resonate_stream.sources import BlockSource, FileSource, SourceInfo
 
-        if isinstance(source, PathSource):
-            return FileSource(source.path, block_seconds=self.block_seconds)
-        if not source.is_pcm:
-            path = source.wait_file()
+        if isinstance(job_input, PathInput):
+            return FileSource(job_input.path, block_seconds=self.block_seconds)
+        if not job_input.is_pcm:
+            path = job_input.wait_file()
             try:
                 fs = FileSource(path, block_seconds=self.block_seconds)
             except ResonateError as exc:  # name the file as the client knows it, not the spool's name
-                if source.filename and path.name in exc.message:
-                    exc.args = (exc.message.replace(path.name, source.filename),)
+                if job_input.filename and path.name in exc.message:
+                    exc.args = (exc.message.replace(path.name, job_input.filename),)
                 raise
-            if source.filename:
-                fs.info.name = source.filename
+            if job_input.filename:
+                fs.info.name = job_input.filename
             return fs
         from engine.io import PcmPushDecoder
 
-        decoder = PcmPushDecoder(source.sample_rate, source.channels, source.pcm_format,
+        decoder = PcmPushDecoder(job_input.sample_rate, job_input.channels, job_input.pcm_format,
                                  block_seconds=self.block_seconds)
-        width = 4 if source.pcm_format == "f32le" else 2
+        width = 4 if job_input.pcm_format == "f32le" else 2
         duration = None
-        if source.size is not None:
-            duration = source.size / (width * int(source.channels)) / int(source.sample_rate)
+        if job_input.size is not None:
+            duration = job_input.size / (width * int(job_input.channels)) / int(job_input.sample_rate)
 
         def blocks() -> Iterator:
-            for piece in source:
+            for piece in job_input:
                 yield from decoder.push(piece)
             yield from decoder.finish()
 
-        info = SourceInfo(name=source.filename or "upload", sample_rate=source.sample_rate,
-                          channels=source.channels, duration_s=duration, format=source.format)
+        info = SourceInfo(name=job_input.filename or "upload", sample_rate=job_input.sample_rate,
+                          channels=job_input.channels, duration_s=duration, format=job_input.format)
         return BlockSource(blocks(), info)
 
     def outputs_for(self, spec: JobSpec, settings: object, src: object) -> object:
@@ -355,14 +355,14 @@ class RunnerBackend:
             stream_stems=spec.send_stems,
         )
 
-    def start(self, job_id: str, spec: JobSpec, source: JobSource, emit: Emit, cancel: threading.Event) -> None:
+    def start(self, job_id: str, spec: JobSpec, job_input: JobInput, emit: Emit, cancel: threading.Event) -> None:
         run_job = self._run_job
         if run_job is None:
             from resonate_stream.runner import run_job  # late: the runner imports the engine
         from resonate_stream.runner import check_outputs
 
         settings = self.settings_for(spec)
-        src = self.source_for(source)
+        src = self.source_for(job_input)
         outputs = self.outputs_for(spec, settings, src)
         check_outputs(outputs)  # creates the stems folder; fails early when nothing can be written
         run_job(src, settings, outputs, emit=emit, cancel=cancel, pipeline_factory=self.pipeline_factory)

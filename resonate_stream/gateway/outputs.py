@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
-from . import protocol as P
+import resonate_protocol as P
 
 #: media types of the files a job writes (anything else: guessed, else octet-stream)
 MIME_TYPES = {
@@ -104,12 +104,3 @@ def resolve_output(
     name = real.name if P.is_bare_filename(real.name) else f"{kind}.bin"
     return OutputFile(job_id=job_id, kind=kind, path=real, size=int(st.st_size), filename=name,
                       mime=mime_for(real.name))
-
-
-def check_range(out: OutputFile, offset: int, ref: Optional[str] = None) -> None:
-    """``offset`` (bytes) must lie within the file: ``0 <= offset <= size`` (``bad_range``)."""
-    if offset > out.size:
-        raise P.ProtocolError(
-            f"offset {offset} is past the end of {out.filename} ({out.size} bytes)",
-            code=P.ErrorCode.BAD_RANGE, ref=ref,
-        )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.errors import ResonateError
 
-from .protocol import ErrorCode
+from resonate_protocol import ErrorCode
 
 _LEN = struct.Struct("<I")
 _OFF = struct.Struct("<Q")

@@ -284,7 +284,7 @@ async function onDrop() {
     try {
       await app.session.connect();
       app.reconnects += 1;
-      if (app.job === job && job.state === "running") await app.session.resume(job.id, job.nextSeq);
+      if (app.job === job && job.state === "running") await app.session.resume(job.id);
       setConn("connected", "connected (resumed)");
       return;
     } catch (err) {
@@ -337,7 +337,7 @@ async function start() {
   player.reset();
   player.context().resume(); // inside the click: the browser lets audio start
   app.after = new Overview(SAMPLE_RATE, { durationS: knownDuration() });
-  app.job = { id: null, state: "connecting", nextSeq: 0, nextOffset: 0, lastAcked: -1, progress: {}, outputs: null,
+  app.job = { id: null, state: "connecting", lastAcked: -1, progress: {}, outputs: null,
     report: null, startedAt: performance.now(), firstAudioAt: null, doneAt: null, blocks: 0, stems: false };
   const job = app.job;
   setJobState("connecting", "Connecting…");
@@ -371,20 +371,17 @@ function failJob(err) {
 
 function maybeAck() {
   const job = app.job;
-  if (!job || !job.id || job.nextSeq - 1 <= job.lastAcked) return;
+  const last = job && job.id ? app.session.nextSeq(job.id) - 1 : -1;
+  if (!job || !job.id || last <= job.lastAcked) return;
   // hold acks (so the server holds the stream) while plenty waits ahead of the play head
   if (app.player.aheadSeconds() > app.player.aheadS && app.player.state !== "idle") return;
-  try { app.session.ack(job.id, job.nextSeq - 1); job.lastAcked = job.nextSeq - 1; } catch (e) { /* reconnecting */ }
+  try { app.session.ack(job.id, last); job.lastAcked = last; } catch (e) { /* reconnecting */ }
 }
 
 function onAudio(m) {
   const job = app.job;
   if (!job || m.job_id !== job.id) return;
-  if (m.seq < job.nextSeq) return; // already have it (resume on the same connection)
-  if (m.seq !== job.nextSeq || m.offset !== job.nextOffset) {
-    failJob(new GatewayError("bad_sequence", `audio block ${m.seq} at frame ${m.offset} breaks the stream (expected ${job.nextSeq} at ${job.nextOffset})`));
-    return;
-  }
+  // seq and offset order is checked by the session (gateway.js)
   const data = f32leToFloat32(m.data);
   let stems = null;
   if (m.stems) {
@@ -398,8 +395,6 @@ function onAudio(m) {
   }
   app.player.addBlock(m.offset, m.frames, m.channels, data, stems);
   app.after.pushInterleaved(data, m.channels);
-  job.nextSeq += 1;
-  job.nextOffset += m.frames;
   job.blocks += 1;
   $("play").disabled = false;
   maybeAck();

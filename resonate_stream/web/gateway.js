@@ -1,7 +1,11 @@
 // The Resonate websocket protocol (docs/protocol.md) for the browser: one
-// connection, hello/welcome, one followed job at a time, uploads with
-// back-pressure, resume after a dropped connection, and `fetch` downloads
-// assembled into a Blob. Nothing here knows about the page.
+// connection, hello/welcome, uploads with back-pressure, resume after a
+// dropped connection, and `fetch` downloads assembled into a Blob. It keeps
+// the same session rules as resonate_protocol's ClientSession: hello first
+// and nothing before welcome; every job's audio in seq order from 0 with
+// contiguous offsets (a duplicate after a resume is dropped, a gap ends the
+// job with `bad_sequence`); resume from the next seq not received; acks only
+// with an ack window; download pieces contiguous. Nothing here knows about the page.
 
 import { decode, encode } from "./msgpack.js";
 
@@ -47,6 +51,7 @@ export class GatewaySession {
     this.pending = new Map(); // ref -> {resolve, reject} (start_job)
     this.resumes = new Map(); // job_id -> {resolve, reject}
     this.fetches = new Map(); // ref -> fetch state
+    this.streams = new Map(); // job_id -> {seq, offset}: the next audio expected
     this.closedByUs = false;
     this.onDrop = null; // set by the owner: called when the connection drops unexpectedly
   }
@@ -127,7 +132,7 @@ export class GatewaySession {
         if (p) p.resolve(m);
         break;
       }
-      case "audio": if (h.audio) h.audio(m); break;
+      case "audio": this._onAudio(m); break;
       case "progress": if (h.progress) h.progress(m); break;
       case "info": if (h.info) h.info(m); break;
       case "job_done": if (h.jobDone) h.jobDone(m); break;
@@ -135,6 +140,29 @@ export class GatewaySession {
       case "error": this._onError(m); break;
       default: break; // pong and types of later revisions
     }
+  }
+
+  _onAudio(m) {
+    const st = this.streams.get(m.job_id);
+    if (!st) return; // a job this session does not follow
+    if (m.seq < st.seq) return; // already received (resume on the same connection)
+    if (m.seq !== st.seq || (st.offset !== null && m.offset !== st.offset)) {
+      this.streams.delete(m.job_id);
+      const err = new GatewayError("bad_sequence",
+        `audio block ${m.seq} at frame ${m.offset} breaks the stream (expected ${st.seq} at ${st.offset})`,
+        { jobId: m.job_id });
+      if (this.handlers.jobError) this.handlers.jobError(err);
+      return;
+    }
+    st.seq += 1;
+    st.offset = m.offset + m.frames;
+    if (this.handlers.audio) this.handlers.audio(m);
+  }
+
+  /** Seq of the next audio block expected for `jobId`. */
+  nextSeq(jobId) {
+    const st = this.streams.get(jobId);
+    return st ? st.seq : 0;
   }
 
   _onError(m) {
@@ -150,14 +178,17 @@ export class GatewaySession {
   startJob({ settings, input, options }) {
     const ref = `r${++this.refs}`;
     return new Promise((resolve, reject) => {
-      this.pending.set(ref, { resolve: (m) => resolve(m.job_id), reject });
+      this.pending.set(ref, {
+        resolve: (m) => { this.streams.set(m.job_id, { seq: 0, offset: 0 }); resolve(m.job_id); }, reject });
       try { this._send({ type: "start_job", v: PROTOCOL_VERSION, ref, settings, input, options }); }
       catch (e) { this.pending.delete(ref); reject(e); }
     });
   }
 
-  /** Follow `jobId` again from audio `fromSeq` (after a reconnect). */
-  resume(jobId, fromSeq) {
+  /** Follow `jobId` again from audio `fromSeq` (default: the next one not received). */
+  resume(jobId, fromSeq = this.nextSeq(jobId)) {
+    const st = this.streams.get(jobId);
+    if (!st || fromSeq !== st.seq) this.streams.set(jobId, { seq: fromSeq, offset: null });
     return new Promise((resolve, reject) => {
       this.resumes.set(jobId, { resolve, reject });
       try { this._send({ type: "resume", v: PROTOCOL_VERSION, job_id: jobId, from_seq: fromSeq }); }
@@ -166,7 +197,7 @@ export class GatewaySession {
   }
 
   ack(jobId, seq) {
-    if (this.connected) this._send({ type: "ack", v: PROTOCOL_VERSION, job_id: jobId, seq });
+    if (this.ackWindow > 0 && this.connected) this._send({ type: "ack", v: PROTOCOL_VERSION, job_id: jobId, seq });
   }
 
   cancel(jobId) {

@@ -10,7 +10,11 @@ writes for the same input and settings; the preview file is then removed.
 With ``--send-stems`` the stems are streamed too and their final files are
 downloaded beside the output (``<name>.<stem>.<format>``).
 
-Only the documented protocol is used, through ``clients.python_client``.
+Only the documented protocol is used, through ``clients.python_client``; like
+every client it imports :mod:`resonate_protocol` and public libraries only.
+``resonate_stream/cli.py`` imports this module lazily inside its ``stream``
+subcommand (the one edge from the command dispatcher to ``clients/``) and
+hands :func:`stream_main` the validated settings object.
 """
 from __future__ import annotations
 
@@ -21,20 +25,36 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from engine.errors import InputError, ResonateError
+from resonate_protocol import ProtocolError
 
-from .events import Info as InfoEvent
-from .events import Progress as ProgressEvent
-from .progress import ProgressPrinter
-from .settings import Settings
+from .file_stream import partial_path, stream_to_file
+from .python_client import AudioBlock, ConnectionLost, Info, Progress, ResonateClient
+
+#: exit status of a run that failed with an error message (as ``resonate``'s other commands)
+EXIT_ERROR = 2
 
 
-class ServerUnreachable(ResonateError):
+class ServerUnreachable(ProtocolError):
     """No gateway answers at the given address."""
 
     code = "server_unreachable"
+
+
+def check_output_path(path: Path) -> Path:
+    """Refuse (``output_unwritable``) an output that is a folder or whose folder is missing or
+    read-only, before anything is uploaded."""
+    folder = path.parent
+    if path.is_dir():
+        raise ProtocolError(f"{path} is a folder; give a file name to write to, e.g. {path / 'restored.wav'}.",
+                            code="output_unwritable")
+    if not folder.is_dir():
+        raise ProtocolError(f"cannot write {path}: the folder {folder} does not exist. Create it first.",
+                            code="output_unwritable")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ProtocolError(f"cannot write {path}: the folder {folder} is not writable.", code="output_unwritable")
+    return path
 
 
 def websocket_url(server: str) -> str:
@@ -49,15 +69,16 @@ def websocket_url(server: str) -> str:
     parts = urllib.parse.urlsplit(text)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss"):
-        raise ResonateError(f"--server must be a ws://, wss:// or http:// address, not {server!r}",
+        raise ProtocolError(f"--server must be a ws://, wss:// or http:// address, not {server!r}",
                             code="bad_settings")
     path = parts.path if parts.path not in ("", "/") else "/ws"
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
-def job_settings(settings: Settings) -> dict:
-    """``start_job.settings`` for validated ``settings``: the preset and every section as overrides
-    (the server rebuilds exactly the same :class:`Settings`)."""
+def job_settings(settings: Any) -> dict:
+    """``start_job.settings`` for validated ``settings`` (an object whose ``to_dict()`` holds
+    ``preset`` and every section, as ``resonate_stream.settings.Settings``): the preset and every
+    section as overrides, so the server rebuilds exactly the same settings."""
     data = settings.to_dict()
     preset = data.pop("preset")
     return {"preset": preset, "overrides": data}
@@ -71,29 +92,49 @@ def stem_path(output: Path, kind: str, server_path: str) -> Path:
 
 
 class _Console:
-    """Progress bars (stderr, via :class:`ProgressPrinter`) and notes for one streamed job."""
+    """Progress bars (tqdm, on stderr, one per stage, seconds of audio) and notes for one job."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self.printer = ProgressPrinter(quiet=quiet)
+        self.bars: dict = {}
         self.first_audio_s: Optional[float] = None
         self.t0 = time.monotonic()
 
     def note(self, text: str) -> None:
-        if not self.quiet:
-            self.printer._write(text)
+        if self.quiet:
+            return
+        if self.bars:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
 
     def on_event(self, ev) -> None:
-        """Client events -> ``resonate_stream.events`` objects for the bars."""
-        from clients.python_client import AudioBlock, Info, Progress
-
+        if self.quiet:
+            return
         if isinstance(ev, Progress):
-            self.printer(ProgressEvent(stage=ev.stage, done=ev.done, total=ev.total))
+            self._progress(ev)
         elif isinstance(ev, Info):
-            self.printer(InfoEvent(ev.message, dict(ev.data)))
+            self.note(f"note: {ev.message}")
         elif isinstance(ev, AudioBlock) and self.first_audio_s is None:
             self.first_audio_s = time.monotonic() - self.t0
             self.note(f"first audio after {self.first_audio_s:.2f} s")
+
+    def _progress(self, ev: Progress) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(ev.stage)
+        if bar is None:
+            bar = tqdm(total=ev.total, desc=f"{ev.stage:>10}", unit="s", file=sys.stderr,
+                       position=len(self.bars), leave=True, dynamic_ncols=True,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
+                       if ev.total else "{desc}: {n:.1f} s [{elapsed}, {rate_fmt}]")
+            self.bars[ev.stage] = bar
+        if ev.total and bar.total != ev.total:
+            bar.total = ev.total
+        bar.n = min(ev.done, ev.total) if ev.total else ev.done
+        bar.refresh()
 
     def download_bar(self, label: str):
         """``on_progress(done, size)`` drawing a byte bar, or None when quiet."""
@@ -116,22 +157,27 @@ class _Console:
         return update
 
     def close(self) -> None:
-        self.printer.close()
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
 
 
-def stream_main(args: argparse.Namespace, settings: Settings) -> int:
-    """Run ``resonate stream`` (``args``: input, server, token, output, send_stems, quiet)."""
-    return asyncio.run(_stream(args, settings))
+def stream_main(args: argparse.Namespace, settings: Any) -> int:
+    """Run ``resonate stream`` (``args``: input, server, token, output, send_stems, quiet;
+    ``settings``: see :func:`job_settings`).  An error is one line ``error [code]: message`` on
+    stderr and exit status 2."""
+    try:
+        return asyncio.run(_stream(args, settings))
+    except ProtocolError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
-async def _stream(args: argparse.Namespace, settings: Settings) -> int:
-    from clients.python_client import ConnectionLost, ResonateClient, partial_path, stream_to_file
-    from engine.io.encode import check_writable
-
+async def _stream(args: argparse.Namespace, settings: Any) -> int:
     source = Path(args.input)
     if not source.is_file():
-        raise InputError(f"{source} does not exist or is not a file")
-    output = check_writable(Path(args.output))
+        raise ProtocolError(f"{source} does not exist or is not a file", code="bad_input")
+    output = check_output_path(Path(args.output))
     url = websocket_url(args.server)
     token = args.token or os.environ.get("RESONATE_TOKEN")
     preview = output.with_name(f"{output.stem}.preview.wav")
