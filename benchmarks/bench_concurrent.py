@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from clients.python_client import AudioBlock, JobDone, ResonateClient  # noqa: E402
-from tests.audio_fixtures import write_sf  # noqa: E402
-from tests.demucs_fixtures import music_mix  # noqa: E402
+from audio_fixtures import write_sf  # noqa: E402
+from demucs_fixtures import music_mix  # noqa: E402
 
 
 def free_port() -> int:

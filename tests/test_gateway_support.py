@@ -20,10 +20,10 @@ import soundfile as sf
 from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError
 import resonate_protocol as P
 from resonate_stream.events import AudioChunk, Finished, Info, Progress
-from resonate_stream.gateway.jobs import JobCancelled, JobSpec, PathInput, UploadInput
+from resonate_stream.gateway.jobs import JobCancelled, JobSpec, FileJobInput, UploadJobInput
 
 
-def pcm_blocks(source: UploadInput) -> Iterator[np.ndarray]:
+def pcm_blocks(source: UploadJobInput) -> Iterator[np.ndarray]:
     """Decode raw interleaved PCM pieces (any cut) into float32 ``(channels, n)`` blocks."""
     ch = int(source.channels)
     width = 4 if source.pcm_format == "f32le" else 2
@@ -105,7 +105,7 @@ class GainBackend:
         block = int(ov.get("block_frames", self.block_frames))
         delay = float(ov.get("block_delay_s", self.block_delay_s))
         total: Optional[float] = None
-        if isinstance(source, PathInput):
+        if isinstance(source, FileJobInput):
             info = audio_info(source.path)
             sr, total = info.samplerate, info.frames / info.samplerate
             blocks = file_blocks(source.path)

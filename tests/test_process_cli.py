@@ -19,8 +19,8 @@ import soundfile as sf
 
 from engine.master.loudness import true_peak_dbtp
 from resonate_stream.cli import main
-from tests.audio_fixtures import write_m4a, write_sf
-from tests.demucs_fixtures import music_mix
+from audio_fixtures import write_m4a, write_sf
+from demucs_fixtures import music_mix
 
 SR = 44100
 

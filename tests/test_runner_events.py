@@ -10,8 +10,8 @@ from resonate_stream.events import AudioChunk, Finished, Info
 from resonate_stream.runner import OutputSpec, check_outputs, run_job
 from resonate_stream.settings import Settings
 from resonate_stream.sources import FileSource
-from tests.audio_fixtures import write_sf
-from tests.demucs_fixtures import music_mix
+from audio_fixtures import write_sf
+from demucs_fixtures import music_mix
 
 SR = 44100
 

@@ -144,7 +144,7 @@ def test_start_job_settings_are_checked_by_the_same_function(text, name, accepts
 
 
 def test_start_job_output_options_reach_the_one_export_section(tmp_path):
-    from resonate_stream.gateway.protocol import OutputOptions
+    from resonate_protocol import OutputOptions
 
     def spec(overrides, output=None):
         return JobSpec(job_id="j", settings={"preset": "balanced", "overrides": overrides}, out_dir=tmp_path,
@@ -177,9 +177,9 @@ def test_overrides_cannot_rename_the_preset():
 
 async def test_a_bad_start_job_setting_over_a_real_socket_is_bad_settings(tmp_path, wav):
     """A client's start_job with a wrong type: the job ends with bad_settings naming the field."""
-    from resonate_stream.gateway import protocol as P
+    import resonate_protocol as P
     from resonate_stream.gateway.server import GatewayServer
-    from tests.test_gateway_support import RawClient
+    from test_gateway_support import RawClient
 
     srv = GatewayServer("127.0.0.1", 0, backend=RunnerBackend(), allowed_roots=[wav.parent],
                         output_dir=tmp_path / "out", ping_interval_s=None)

@@ -7,7 +7,7 @@ from engine.analysis.metrics import AudioAnalyzer
 from engine.config import PipelineConfig
 from resonate_stream.settings import Settings
 from resonate_stream.strategy import adapt, noise_reduction_scale
-from tests.audio_fixtures import noise, sine
+from audio_fixtures import noise, sine
 
 
 def _metrics(x: np.ndarray) -> dict:

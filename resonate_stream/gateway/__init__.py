@@ -11,7 +11,7 @@ not pull in the websockets server machinery.
 """
 from __future__ import annotations
 
-__all__ = ["GatewayServer", "JobBackend", "JobSpec", "PathInput", "UploadInput", "RunnerBackend"]
+__all__ = ["GatewayServer", "JobBackend", "JobSpec", "FileJobInput", "UploadJobInput", "RunnerBackend"]
 
 
 def __getattr__(name: str):
@@ -19,7 +19,7 @@ def __getattr__(name: str):
         from .server import GatewayServer
 
         return GatewayServer
-    if name in ("JobBackend", "JobSpec", "PathInput", "UploadInput", "RunnerBackend"):
+    if name in ("JobBackend", "JobSpec", "FileJobInput", "UploadJobInput", "RunnerBackend"):
         from . import jobs
 
         return getattr(jobs, name)

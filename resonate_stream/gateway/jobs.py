@@ -9,10 +9,10 @@ thread of its own (one per job) and returns when the job is over.
 * ``spec`` (:class:`JobSpec`): the job's settings (``{"preset", "overrides"}``
   plain map as the client sent it), output options, and ``out_dir``, a fresh
   folder where final files must be written (atomically: temp file + rename).
-* ``job_input``: a :class:`PathInput` (a server-side file, already confined to
-  the allowed folders and checked to exist) or an :class:`UploadInput`
+* ``job_input``: a :class:`FileJobInput` (a server-side file, already confined to
+  the allowed folders and checked to exist) or an :class:`UploadJobInput`
   (bytes arriving from the client: iterate it for raw pieces as they come, or
-  call :meth:`UploadInput.wait_file` for the complete file).
+  call :meth:`UploadJobInput.wait_file` for the complete file).
 * ``emit(event)`` with :mod:`resonate_stream.events` objects: ``Progress``
   (seconds of audio), ``Info``, ``AudioChunk`` (``seq`` 0, 1, 2 ... no gaps,
   ``offset`` contiguous, one ``sample_rate`` and channel count per job,
@@ -80,13 +80,13 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
-class PathInput:
+class FileJobInput:
     """Input file on the server (resolved, inside an allowed folder, exists)."""
 
     path: Path
 
 
-class UploadInput:
+class UploadJobInput:
     """Input bytes uploaded by the client, spooled to ``path`` on disk as they arrive.
 
     ``format`` is ``pcm_f32le`` / ``pcm_s16le`` (raw interleaved little-endian
@@ -234,7 +234,7 @@ class UploadInput:
         return self.path
 
 
-JobInput = Union[PathInput, UploadInput]
+JobInput = Union[FileJobInput, UploadJobInput]
 Emit = Callable[[Event], None]
 
 
@@ -311,7 +311,7 @@ class RunnerBackend:
         """``FileSource`` / ``BlockSource`` for the runner (blocks 44.1 kHz stereo float32)."""
         from resonate_stream.sources import BlockSource, FileSource, SourceInfo
 
-        if isinstance(job_input, PathInput):
+        if isinstance(job_input, FileJobInput):
             return FileSource(job_input.path, block_seconds=self.block_seconds)
         if not job_input.is_pcm:
             path = job_input.wait_file()

@@ -22,7 +22,7 @@ import resonate_protocol as P
 from engine.errors import NonFiniteAudioError, ResonateError
 from resonate_stream.events import AudioChunk, Finished, Info, Progress
 
-from .jobs import JobCancelled, JobSpec, PathInput, UploadInput
+from .jobs import JobCancelled, JobSpec, FileJobInput, UploadJobInput
 from .spool import AudioSpool
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +65,7 @@ class LiveJob:
         server: "GatewayServer",
         job_id: str,
         spec: JobSpec,
-        job_input: PathInput | UploadInput,
+        job_input: FileJobInput | UploadJobInput,
         spool: AudioSpool,
         cancel: threading.Event,
     ):
@@ -74,7 +74,7 @@ class LiveJob:
         self.id = job_id
         self.spec = spec
         self.job_input = job_input
-        self.upload: Optional[UploadInput] = job_input if isinstance(job_input, UploadInput) else None
+        self.upload: Optional[UploadJobInput] = job_input if isinstance(job_input, UploadJobInput) else None
         self.spool = spool
         self.cancel = cancel
         self.created = time.time()

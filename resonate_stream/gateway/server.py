@@ -50,7 +50,7 @@ from resonate_stream.events import Finished
 
 from .connection import SERVER_NAME, Connection
 from .http_routes import WS_PATH, process_request
-from .jobs import JobBackend, JobCancelled, JobSpec, PathInput, RunnerBackend, UploadInput
+from .jobs import JobBackend, JobCancelled, JobSpec, FileJobInput, RunnerBackend, UploadJobInput
 from .live_job import LiveJob, jsonable
 from .outputs import OutputFile, resolve_output
 from .spool import AudioSpool
@@ -353,16 +353,16 @@ class GatewayServer:
         out_dir = self.output_dir / job_id
         out_dir.mkdir(parents=True)
         cancel = threading.Event()
-        job_input: PathInput | UploadInput
+        job_input: FileJobInput | UploadJobInput
         if path is not None:
-            job_input = PathInput(path)
+            job_input = FileJobInput(path)
         else:
             up = msg.input
             assert isinstance(up, P.UploadInput)
             suffix = Path(up.filename or "").suffix
             if not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
                 suffix = ".bin"
-            job_input = UploadInput(
+            job_input = UploadJobInput(
                 job_dir / f"upload{suffix.lower()}",  # keep the extension: it helps format detection
                 format=up.format,
                 sample_rate=up.sample_rate,
