@@ -59,8 +59,15 @@ class SeparatorPools:
 
 def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,
                  token: str | None = None, allow: list[Path] | None = None, workers: int | None = None,
-                 local_ray: bool = True, output_dir: Path | None = None, **kwargs):
-    """The configured :class:`GatewayServer` (Ray started or joined when ``local_ray``)."""
+                 local_ray: bool = True, output_dir: Path | None = None, use_cache: bool = True,
+                 cache_dir: Path | None = None, **kwargs):
+    """The configured :class:`GatewayServer` (Ray started or joined when ``local_ray``).
+
+    With ``use_cache`` jobs on server-side or uploaded files reuse separated
+    stems from the stem cache (``cache_dir``, default ``$RESONATE_CACHE_DIR`` or
+    ``~/.cache/resonate``), on the Ray path as in ``resonate process``.
+    """
+    from .cache import StemCache
     from .gateway.jobs import RunnerBackend
     from .gateway.server import GatewayServer
 
@@ -79,7 +86,8 @@ def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | No
     out = Path(output_dir) if output_dir else default_output_dir()
     out.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("presets", preset_catalogue())
-    return GatewayServer(host, port, token=token, backend=RunnerBackend(pipeline_factory=factory),
+    backend = RunnerBackend(pipeline_factory=factory, cache=StemCache(cache_dir) if use_cache else None)
+    return GatewayServer(host, port, token=token, backend=backend,
                          allowed_roots=allow or [], web_root=WEB_ROOT if WEB_ROOT.is_dir() else None,
                          output_dir=out, **kwargs)
 

@@ -9,9 +9,15 @@ stops whatever runs at the end of the session.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Every stem cache the tests (and the servers they start) create lives in a
+# temporary folder of this run, never in the user's ~/.cache/resonate.
+os.environ.setdefault("RESONATE_CACHE_DIR", tempfile.mkdtemp(prefix="resonate-test-cache-"))
 
 #: logical CPUs of the local test Ray instance: two separator pools (1 CPU per
 #: actor) may live side by side; the machine itself may have fewer cores

@@ -234,3 +234,31 @@ async def test_real_runner_end_to_end(tmp_path):
     assert master.endswith(".flac") and sf.info(master).format == "FLAC"
     assert (tmp_path / "out" / job / "report.json").is_file()
     assert any("separator" in i.message for i in infos)
+
+
+async def test_served_jobs_reuse_the_stem_cache(tmp_path):
+    """``build_server`` gives the gateway a stem cache: a second job on the same
+    server-side file reads its stems from the cache, and its master is byte-identical."""
+    from resonate_stream.serve import build_server
+
+    media = tmp_path / "media"
+    media.mkdir()
+    sf.write(str(media / "clip.wav"), make_signal(3.0, SR, seed=5).T, SR, subtype="FLOAT")
+    srv = build_server("127.0.0.1", 0, local_ray=False, allow=[media], output_dir=tmp_path / "out",
+                       cache_dir=tmp_path / "cache", ping_interval_s=None)
+    await srv.start()
+    masters, caches = [], []
+    try:
+        async with asyncio.timeout(120):
+            async with ResonateClient(srv.url) as client:
+                for n in range(2):
+                    job = await client.start_job({"preset": "balanced",
+                                                  "overrides": {"separation": {"separator": "dsp"}}},
+                                                 input_path=str(media / "clip.wav"))
+                    res = await stream_to_file(client, job, tmp_path / f"preview{n}.wav")
+                    masters.append(open(res.done.outputs["master"], "rb").read())
+                    caches.append(res.done.report["separation"]["cache"])
+    finally:
+        await asyncio.wait_for(srv.close(), 15)
+    assert caches == ["miss", "hit"]
+    assert masters[0] == masters[1]

@@ -286,8 +286,10 @@ class RunnerBackend:
         block_seconds: float = 1.0,
         run_job: Optional[Callable[..., object]] = None,
         make_settings: Optional[Callable[[JobSpec], object]] = None,
+        cache: Optional[object] = None,
     ):
         self.pipeline_factory = pipeline_factory
+        self.cache = cache  # resonate_stream.cache.StemCache: separated stems reused across jobs
         self.stem_files = stem_files
         self.block_seconds = float(block_seconds)
         self._run_job = run_job
@@ -365,4 +367,5 @@ class RunnerBackend:
         src = self.source_for(job_input)
         outputs = self.outputs_for(spec, settings, src)
         check_outputs(outputs)  # creates the stems folder; fails early when nothing can be written
-        run_job(src, settings, outputs, emit=emit, cancel=cancel, pipeline_factory=self.pipeline_factory)
+        kwargs = {"cache": self.cache} if self.cache is not None else {}
+        run_job(src, settings, outputs, emit=emit, cancel=cancel, pipeline_factory=self.pipeline_factory, **kwargs)
