@@ -9,18 +9,17 @@ invariant, latency reported.
 * :mod:`.subbass`: :class:`SubBassSynth` (octave-down sub-bass).
 * :mod:`.dereverb`: :class:`SpectralReverbSuppressor`, :class:`OnlineWPE`.
 * :mod:`.rt60`: :func:`estimate_rt60`, :class:`RT60Estimator`.
-* :mod:`.stft`: :class:`StreamingSTFT`, :class:`StreamingSTFTStage` (the
-  chunk-size invariant streaming STFT the spectral stages are built on).
+
+The spectral stages are built on :class:`engine.dsp.stft.StreamingSTFTStage`.
 """
 from .bandwidth import (BandLimitDetector, HighBandExtender, band_limits_from_psd, detect_band_limits,
                         extender_for)
 from .dereverb import OnlineWPE, SpectralReverbSuppressor
 from .rt60 import RT60Estimator, estimate_rt60
-from .stft import StreamingSTFT, StreamingSTFTStage
 from .subbass import SubBassSynth
 
 __all__ = [
     "BandLimitDetector", "HighBandExtender", "band_limits_from_psd", "detect_band_limits", "extender_for",
     "OnlineWPE", "SpectralReverbSuppressor", "RT60Estimator", "estimate_rt60",
-    "StreamingSTFT", "StreamingSTFTStage", "SubBassSynth",
+    "SubBassSynth",
 ]

@@ -15,9 +15,9 @@ import numpy as np
 from scipy import signal
 
 from ..audio import CHANNELS, SAMPLE_RATE
+from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
 from ..stage import Stage
-from .stft import StreamingSTFTStage
 
 
 # --------------------------------------------------------------------------
@@ -284,11 +284,11 @@ class HighBandExtender(StreamingSTFTStage):
 
     Two generators, mixed with ``harmonic_ratio`` (energy share of the exciter):
 
-    * **spectral band replication** (STFT, ``n_fft`` 2048 / hop 512 at
+    * **spectral band replication** (STFT, ``frame_length`` 2048 / hop 512 at
       44.1 kHz): the spectral fine structure of ``[cutoff - shift, cutoff)``
       is copied to ``[cutoff, cutoff + shift)``, then again from there, up to
       ``max_hz``.  ``shift`` is about half the cutoff, rounded to a multiple of
-      ``n_fft / hop`` bins so translated partials stay phase-coherent from
+      ``frame_length / hop`` bins so translated partials stay phase-coherent from
       frame to frame.  Copies are re-levelled so the envelope continues the
       slope (dB/octave) measured over the two octaves below the cutoff
       (time-smoothed, clamped to [-24, 0] dB/oct), minus an extra
@@ -301,7 +301,7 @@ class HighBandExtender(StreamingSTFTStage):
     The generated band fades in over 1/6 octave above the cutoff and is
     *added* (times ``amount``) to the untouched, delayed input, so
     ``amount = 0`` is bit-exactly transparent and nothing below the cutoff
-    changes.  Latency ``n_fft - 1`` samples.
+    changes.  Latency ``frame_length - 1`` samples.
 
     Parameters
     ----------
@@ -314,7 +314,7 @@ class HighBandExtender(StreamingSTFTStage):
 
     def __init__(self, cutoff_hz: float = 8000.0, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,
                  channels: int = CHANNELS, harmonic_ratio: float = 0.3, rolloff_db_per_oct: float = 6.0,
-                 max_hz: float = 20000.0, n_fft: int = 2048, hop: int = 512,
+                 max_hz: float = 20000.0, frame_length: int = 2048, hop: int = 512,
                  smoothing_s: float = 0.2, fill_only: bool = True):
         nyq = sample_rate / 2.0
         if not (500.0 <= cutoff_hz < 0.9 * nyq):
@@ -323,23 +323,22 @@ class HighBandExtender(StreamingSTFTStage):
             raise SettingsError(f"amount must be in [0, 2], got {amount}")
         if not (0.0 <= harmonic_ratio <= 1.0):
             raise SettingsError(f"harmonic_ratio must be in [0, 1], got {harmonic_ratio}")
-        super().__init__(n_fft, hop, channels, extra_in_channels=channels)
-        self.sample_rate = int(sample_rate)
+        super().__init__(frame_length, hop, channels, sample_rate, analysis_channels=2 * channels)
         self.cutoff_hz = float(cutoff_hz)
         self.amount = float(amount)
         self.harmonic_ratio = float(harmonic_ratio)
         self.rolloff_db_per_oct = float(rolloff_db_per_oct)
         self.max_hz = float(min(max_hz, nyq))
         self.fill_only = bool(fill_only)
-        df = self.sample_rate / self.n_fft
-        self._freqs = np.arange(self.n_bins) * df
+        df = self.bin_hz
+        self._freqs = np.arange(self.bins) * df
         self._kc = int(np.ceil(self.cutoff_hz / df))
-        ratio = self.n_fft // self.hop
+        ratio = self.frame_length // self.hop
         shift = max(ratio, int(round(self.cutoff_hz / 2.0 / df / ratio)) * ratio)
         if shift >= self._kc:
             shift = max(ratio, (self._kc - 1) // ratio * ratio)
         self._shift = shift
-        self._kmax = min(self.n_bins, int(np.floor(self.max_hz / df)) + 1)
+        self._kmax = min(self.bins, int(np.floor(self.max_hz / df)) + 1)
         # slope-fit bands: 1/3 octave bands over the two octaves below the cutoff
         edges = self.cutoff_hz * 2.0 ** (np.arange(-6, 1) / 3.0)
         self._fit_bands = [(int(np.ceil(a / df)), int(np.ceil(b / df))) for a, b in zip(edges[:-1], edges[1:])]
@@ -371,9 +370,9 @@ class HighBandExtender(StreamingSTFTStage):
                                      fs=self.sample_rate, output="sos")
         self._sos_hp = signal.butter(2, self.cutoff_hz / 2.0, btype="highpass", fs=self.sample_rate,
                                      output="sos")
-        self.reset_state()
+        self.reset_spectral_state()
 
-    def reset_state(self) -> None:
+    def reset_spectral_state(self) -> None:
         c = self.channels
         self._zi_bp = np.zeros((self._sos_bp.shape[0], c, 2))
         self._zi_hp = np.zeros((self._sos_hp.shape[0], c, 2))
@@ -390,11 +389,7 @@ class HighBandExtender(StreamingSTFTStage):
     def _process(self, block: np.ndarray) -> np.ndarray:
         if self.amount == 0.0:
             # a pure delay of `latency` samples: nothing is generated
-            x = np.asarray(block, dtype=np.float32)
-            n = x.shape[1]
-            joined = np.concatenate([self._dry, x], axis=1)
-            self._dry = joined[:, n:]
-            return joined[:, :n]
+            return self._delayed_dry(np.asarray(block, dtype=np.float32))
         return super()._process(block)
 
     def _envelope_db(self, f: np.ndarray, slope: float) -> np.ndarray:
@@ -402,17 +397,16 @@ class HighBandExtender(StreamingSTFTStage):
         o = np.log2(np.maximum(f, 1.0) / self.cutoff_hz)
         return slope * np.minimum(o, 0.0) + (slope - self.rolloff_db_per_oct) * np.maximum(o, 0.0)
 
-    def process_frames(self, spec: np.ndarray) -> np.ndarray:
+    def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
         c = self.channels
-        X, E = spec[:c], spec[c:]
-        n_t = X.shape[2]
+        X, E = spectra[:, :c], spectra[:, c:]  # input and exciter spectra (frames, channels, bins)
         out = np.zeros_like(X)
         if self.amount == 0.0:
             return out
         kc, sh, kmax = self._kc, self._shift, self._kmax
-        p = (X.real ** 2 + X.imag ** 2).sum(axis=0)  # (F, T) power summed over channels
-        for t in range(n_t):
-            bp = np.array([p[a:b, t].mean() if b > a else 0.0 for a, b in self._fit_bands])
+        p = (X.real ** 2 + X.imag ** 2).sum(axis=1)  # (frames, bins) power summed over channels
+        for t in range(X.shape[0]):
+            bp = np.array([p[t, a:b].mean() if b > a else 0.0 for a, b in self._fit_bands])
             if self._band_pow is None:
                 self._band_pow = bp
             else:
@@ -427,7 +421,7 @@ class HighBandExtender(StreamingSTFTStage):
             slope = float(np.clip(slope, -24.0, 0.0))
             # spectral band replication, one `shift` at a time
             G = np.zeros((c, kmax), dtype=np.complex128)
-            G[:, :kc] = X[:, :kc, t]
+            G[:, :kc] = X[t, :, :kc]
             env = self._envelope_db(self._freqs[:kmax], slope)
             k = kc
             while k < kmax:
@@ -439,7 +433,7 @@ class HighBandExtender(StreamingSTFTStage):
             G[:, :kc] = 0.0
             H = np.sqrt(1.0 - self.harmonic_ratio) * G
             if self.harmonic_ratio > 0.0:
-                Et = E[:, :kmax, t]
+                Et = E[t, :, :kmax]
                 Es = np.zeros_like(G)
                 for a, b in self._exc_bands:
                     eg = np.sum(np.abs(G[:, a:b]) ** 2)
@@ -449,8 +443,8 @@ class HighBandExtender(StreamingSTFTStage):
                 H += np.sqrt(self.harmonic_ratio) * Es
             H = self.amount * self._blend[:kmax] * H
             if self.fill_only:
-                H = self._fill_deficit(X[:, :kmax, t], H)
-            out[:, :kmax, t] = H
+                H = self._fill_deficit(X[t, :, :kmax], H)
+            out[t, :, :kmax] = H
         return out
 
     def _fill_deficit(self, Xt: np.ndarray, H: np.ndarray) -> np.ndarray:
