@@ -33,10 +33,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES, empty_block
+from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES
 from .errors import SettingsError
 from .master._ride import grid_segments, lin, ramp, smooth_step
 from .master.loudness import RunningLoudness
+from .stage import Stage
 
 #: Relative loudness targets of the stems, dB (vocals on top).
 DEFAULT_TARGETS_DB: dict[str, float] = {"vocals": 0.0, "drums": -3.0, "bass": -6.0, "other": -8.0}
@@ -133,9 +134,10 @@ class MixConfig:
         return float(self.targets_db.get(stem, self.targets_db.get("other", DEFAULT_TARGETS_DB["other"])))
 
 
-class StemMixer:
+class StemMixer(Stage):
     """Mix a dict of stems into one ``(channels, n)`` block, zero latency.
 
+    A :class:`~engine.stage.Stage` whose block is a mapping of stems:
     ``process(stems)`` takes ``{name: float32 (channels, n)}`` (every stem the
     same ``n``; the set of stems is fixed by the first call) and returns the
     float32 ``(channels, n)`` mix.  ``flush()`` returns an empty block
@@ -235,10 +237,6 @@ class StemMixer:
                 self._grid_update()
         self.samples += n
         return out
-
-    def flush(self) -> np.ndarray:
-        """End of stream: nothing is held (zero latency); returns ``(channels, 0)``."""
-        return empty_block(self.channels)
 
     # -- report ----------------------------------------------------------------
     def stem_gains_db(self) -> dict[str, float]:
