@@ -5,7 +5,7 @@ for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_N
 import time
 import numpy as np
 from engine.audio import SAMPLE_RATE, STEM_NAMES
-from engine.dsp.signals import mixed_test_signal
+from tests.stage_signals import mixed_test_signal
 from engine.enhance import EnhanceConfig, build_stem_chain
 from engine.stage import run_in_blocks
 

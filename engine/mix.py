@@ -232,7 +232,7 @@ class StemMixer(Stage):
                     continue
                 out[:, a:b] += blocks[s][:, a:b] * ramp(g0, g1, off, b - a, self.hop)
             for s in self._stems:
-                self._meters[s].process(blocks[s][:, a:b])
+                self._meters[s].update(blocks[s][:, a:b])
             if ends:
                 self._grid_update()
         self.samples += n

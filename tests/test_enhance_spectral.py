@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.audio import SAMPLE_RATE as SR
-from engine.dsp.signals import sine, white_noise
+from stage_signals import sine, white_noise
 from engine.enhance import DeEsser, SpectralNoiseReducer
 from engine.stage import LatencyAligned, run_in_blocks
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine.audio import STEM_NAMES
-from engine.dsp.signals import mixed_test_signal, white_noise
+from stage_signals import mixed_test_signal, white_noise
 from engine.enhance import (BassExciter, Compressor, DeEsser, EnhanceConfig, EQBand, HighPass, NoiseGate,
                             ParametricEQ, SpectralNoiseReducer, StereoWidth, TransientShaper, build_stem_chain)
 from engine.enhance.config import PRESET_NAMES

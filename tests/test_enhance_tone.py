@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.audio import SAMPLE_RATE as SR
-from engine.dsp.signals import sine, white_noise
+from stage_signals import sine, white_noise
 from engine.enhance import BassExciter, EQBand, HighPass, ParametricEQ, StereoWidth
 from engine.errors import SettingsError
 from engine.stage import run_in_blocks

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.audio import STEM_NAMES
-from engine.dsp.signals import mixed_test_signal
+from stage_signals import mixed_test_signal
 from engine.enhance import (BassExciter, Compressor, DeEsser, EnhanceConfig, EQBand, NoiseGate, ParametricEQ,
                             SpectralNoiseReducer, StemEnhanceConfig, StereoWidth, TransientShaper, build_stem_chain)
 from engine.stage import LatencyAligned, run_in_blocks

@@ -22,13 +22,13 @@ RNG = np.random.default_rng(1770)
 
 def _feed(meter, x, sizes=None, seed=0):
     if sizes is None:
-        meter.process(x)
+        meter.update(x)
         return meter
     rng = np.random.default_rng(seed)
     pos = 0
     while pos < x.shape[1]:
         n = int(rng.choice(sizes)) if isinstance(sizes, list) else int(rng.integers(1, sizes))
-        meter.process(x[:, pos:pos + n])
+        meter.update(x[:, pos:pos + n])
         pos += n
     return meter
 
@@ -118,10 +118,10 @@ def test_momentary_short_term_and_duration():
     loud = (0.3 * RNG.standard_normal((2, SR * 5))).astype(np.float32)
     quiet = (0.03 * RNG.standard_normal((2, SR * 4))).astype(np.float32)  # 20 dB down
     m = StreamingLoudnessMeter(SR, 2)
-    m.process(loud)
+    m.update(loud)
     integ = m.integrated_lufs()
     assert abs(m.momentary_lufs() - integ) < 0.5 and abs(m.short_term_lufs() - integ) < 0.3
-    m.process(quiet)
+    m.update(quiet)
     assert abs(m.short_term_lufs() - (integ - 20)) < 0.5  # last 3 s are all quiet
     assert abs(m.momentary_lufs() - (integ - 20)) < 1.0
     assert m.duration_s == pytest.approx(9.0)
@@ -163,7 +163,7 @@ def test_true_peak_of_plain_sines(amp_db, freq):
     x = _faded(10 ** (amp_db / 20) * np.sin(2 * np.pi * freq * t + 0.3))
     assert abs(true_peak_dbtp(x) - amp_db) < 0.05
     m = TruePeakMeter(1)
-    m.process(x[None, :])
+    m.update(x[None, :])
     assert abs(m.max_dbtp - amp_db) < 0.05
 
 

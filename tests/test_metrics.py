@@ -213,13 +213,13 @@ def _state_bytes(obj, seen=None) -> int:
 def test_block_sizes_do_not_matter_and_memory_stays_flat():
     x = np.stack([music(6.0, seed=5), 0.5 * music(6.0, seed=6)]).astype(np.float32)
     whole = AudioAnalyzer()
-    whole.process(x)
+    whole.update(x)
     pieces = AudioAnalyzer()
     rng = np.random.default_rng(0)
     pos = 0
     while pos < x.shape[1]:
         n = int(rng.integers(1, 9000))
-        pieces.process(x[:, pos:pos + n])
+        pieces.update(x[:, pos:pos + n])
         pos += n
     a, b = whole.result().to_dict(), pieces.result().to_dict()
     for k in a:
@@ -230,7 +230,7 @@ def test_block_sizes_do_not_matter_and_memory_stays_flat():
     # state after 6 s and after 36 s of audio: same size, a few MB at most
     size_6 = _state_bytes(whole)
     for _ in range(5):
-        whole.process(x)
+        whole.update(x)
     assert _state_bytes(whole) <= size_6 + 64 * 1024
     assert size_6 < 4 * 1024 * 1024
 
@@ -240,9 +240,9 @@ def test_bad_blocks_raise_typed_errors():
     bad = np.zeros((2, 100), np.float32)
     bad[0, 5] = np.nan
     with pytest.raises(NonFiniteAudioError):
-        an.process(bad)
+        an.update(bad)
     with pytest.raises(UnsupportedAudioError):
-        an.process(np.zeros((3, 100), np.float32))
+        an.update(np.zeros((3, 100), np.float32))
 
 
 def test_analyze_file_reports_the_source_format(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from scipy import signal
 
 from engine.errors import SettingsError
-from engine.restore import OnlineWPE, SpectralReverbSuppressor, estimate_rt60
+from engine.estimators import estimate_rt60
+from engine.restore import OnlineWPE, SpectralReverbSuppressor
 from engine.stage import LatencyAligned, run_in_blocks
 
 SR = 44100

@@ -15,5 +15,4 @@ invariant by carrying them from one block to the next.
   spectral stage is built on.
 * :mod:`engine.dsp.noise_floor` - per-bin noise-floor tracking, running median
   across bins and spectral-gate kernels.
-* :mod:`engine.dsp.signals` - deterministic test / benchmark signals.
 """

@@ -127,9 +127,9 @@ class _Pass:
 
     def _measure(self, y: np.ndarray) -> None:
         if y.shape[1]:
-            self.meter.process(y)
+            self.meter.update(y)
             if self.peak is not None:
-                self.peak.process(y)
+                self.peak.update(y)
             self.samples += y.shape[1]
 
 
@@ -223,8 +223,8 @@ def final_master(read_blocks: Callable[[], Iterable[np.ndarray]], write_block: C
         elif b.shape[0] != channels:
             raise InputError(f"stored mix changes channel count mid-stream ({channels} -> {b.shape[0]})")
         check_finite(b, "stored mix")
-        meter.process(b)
-        peak.process(b)
+        meter.update(b)
+        peak.update(b)
         total += b.shape[1]
     report: dict[str, Any] = {
         "target_lufs": cfg.target_lufs, "ceiling_dbtp": cfg.ceiling_dbtp, "samples": total,

@@ -99,7 +99,7 @@ class PreviewMaster(Stage):
         y = np.empty_like(x)
         for a, b, off, ends in grid_segments(self.samples, x.shape[1], self.hop):
             y[:, a:b] = x[:, a:b] * ramp(self._g_prev, self._g_next, off, b - a, self.hop)
-            self.meter.process(x[:, a:b])
+            self.meter.update(x[:, a:b])
             if ends:
                 self._grid_update()
         self.samples += x.shape[1]

@@ -9,7 +9,7 @@
   ``max(1 - over * late / power, floor)`` on a 40 ms-smoothed power spectrum,
   smoothed over 3 bins of frequency (optional release smoothing in time), is
   applied with a dry/wet control.  RT60 is fixed or estimated online from the stream itself
-  (:class:`~engine.restore.rt60.RT60Estimator`).
+  (:class:`~engine.estimators.rt60.RT60Estimator`).
 * :class:`OnlineWPE`: online (recursive-least-squares) Weighted Prediction
   Error dereverberation, the algorithm of ``nara_wpe.wpe.online_wpe_step``
   (Yoshioka & Nakatani; Caroselli et al. 2017), multi-channel, per-frequency
@@ -46,7 +46,7 @@ from numba import njit
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
-from .rt60 import RT60Estimator
+from ..estimators.rt60 import RT60Estimator
 
 
 def _check_wet(wet: float) -> float:

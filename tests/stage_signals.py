@@ -1,13 +1,16 @@
-"""Deterministic test and benchmark signals, float32 ``(channels, samples)``.
+"""Deterministic signals that exercise the streaming stages (tests and benchmarks).
 
-Amplitudes are linear (1.0 = full scale), frequencies in Hz, durations in
-seconds, positions in samples.  Randomness comes only from the ``seed``.
+float32 ``(channels, samples)`` unless said otherwise.  Amplitudes are linear
+(1.0 = full scale), frequencies in Hz, durations in seconds.  Randomness
+comes only from the ``seed``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..audio import CHANNELS, SAMPLE_RATE
+from scipy import signal
+
+from engine.audio import CHANNELS, SAMPLE_RATE
 
 
 def sine(freq_hz: float, seconds: float, amplitude: float = 0.5, channels: int = CHANNELS,
@@ -23,13 +26,6 @@ def white_noise(seconds: float, rms: float = 0.01, channels: int = CHANNELS, sam
     """Independent Gaussian white noise per channel with the given RMS (linear)."""
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((channels, int(round(seconds * sample_rate)))) * rms).astype(np.float32)
-
-
-def clicks(n_samples: int, positions, amplitude: float = 0.9, channels: int = CHANNELS) -> np.ndarray:
-    """Single-sample impulses of ``amplitude`` at ``positions`` (samples)."""
-    x = np.zeros((channels, int(n_samples)), dtype=np.float32)
-    x[:, np.asarray(list(positions), dtype=np.int64)] = amplitude
-    return x
 
 
 def decaying_hits(seconds: float, period_s: float = 0.5, decay_ms: float = 60.0, amplitude: float = 0.5,
@@ -64,3 +60,26 @@ def mixed_test_signal(seconds: float = 2.0, channels: int = CHANNELS, sample_rat
     pos = rng.integers(0, n, 6)
     x[:, pos] += 0.3
     return (x / max(1.0, np.max(np.abs(x)) / 0.95)).astype(np.float32)
+
+
+def band_noise(lo: float, hi: float, seconds: float = 3.0, seed: int = 0,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """White noise brick-wall limited to [lo, hi] Hz, peak 0.5, shape (n,) float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    spec[(f < lo) | (f > hi)] = 0.0
+    x = np.fft.irfft(spec, n)
+    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+def phone_like(seconds: float = 6.0, seed: int = 0, floor_db: float = -45.0,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Bright white noise through a phone's 6th-order Butterworth 100 Hz - 8 kHz band-pass,
+    plus a broadband floor ``floor_db`` below the input (AGC / codec by-products), (2, n) float32."""
+    rng = np.random.default_rng(seed)
+    x = 0.1 * rng.standard_normal((2, int(seconds * sample_rate)))
+    sos = signal.butter(6, [100.0, 8000.0], btype="bandpass", fs=sample_rate, output="sos")
+    floor = 0.1 * 10 ** (floor_db / 20) * rng.standard_normal(x.shape)
+    return (signal.sosfilt(sos, x, axis=1) + floor).astype(np.float32)
