@@ -33,9 +33,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES
+from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES, db_to_gain
 from .errors import SettingsError
-from .master._ride import grid_segments, lin, ramp, smooth_step
+from .master._ride import grid_segments, ramp, smooth_step
 from .master.loudness import RunningLoudness
 from .stage import Stage
 
@@ -183,7 +183,7 @@ class StemMixer(Stage):
         for s in self._stems:
             self._meters[s] = RunningLoudness(self.sample_rate, self.channels, self.config.loudness_window_s)
             self._auto_db[s] = 0.0
-            g = lin(self._total_db(s))
+            g = db_to_gain(self._total_db(s))
             self._g_prev[s] = self._g_next[s] = g
 
     def _wanted_auto_db(self) -> dict[str, float]:
@@ -208,7 +208,7 @@ class StemMixer(Stage):
             self._auto_db[s] = smooth_step(self._auto_db[s], wanted[s], self.hop_s, cfg.smoothing_s,
                                            cfg.max_rate_db_per_s)
             self._g_prev[s] = self._g_next[s]
-            self._g_next[s] = lin(self._total_db(s))
+            self._g_next[s] = db_to_gain(self._total_db(s))
 
     # -- streaming -----------------------------------------------------------
     def process(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:

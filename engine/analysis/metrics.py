@@ -79,7 +79,7 @@ from numba import njit
 from scipy import ndimage, signal
 from scipy.stats import gamma
 
-from ..audio import CHANNELS, SAMPLE_RATE, check_finite
+from ..audio import CHANNELS, SAMPLE_RATE, check_finite, gain_to_db
 from ..errors import SettingsError, UnsupportedAudioError
 from ..estimators.band_limits import BandLimitDetector
 from ..estimators.rt60 import RT60Estimator
@@ -470,7 +470,7 @@ class AudioAnalyzer:
             dr = 0.0
         clip_ratio = self._clipped / n_all if n_all else 0.0
         flat_ratio = self._flat / n_all if n_all else 0.0
-        peak_db = 20.0 * math.log10(self._peak) if self._peak > 0 else float("-inf")
+        peak_db = gain_to_db(self._peak)
         metallic = min(1.0, (self._metal_sum / self._metal_n) / 0.25) if self._metal_n else 0.0
         robotic = self._robotic()
         flatness = self._flatness_sum / self._flatness_n if self._flatness_n else 0.0

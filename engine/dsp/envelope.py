@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..audio import db_to_gain
+
 #: level floor of the dB conversions in the kernels (linear amplitude, -200 dBFS)
 LEVEL_FLOOR = 1e-10
 
@@ -40,6 +42,10 @@ def follow(level: float, env: float, attack: float, release: float) -> float:
     if level > env:
         return attack * env + (1.0 - attack) * level
     return release * env + (1.0 - release) * level
+
+
+#: :func:`engine.audio.db_to_gain` compiled for the numba kernels
+db_to_gain_kernel = njit(cache=True)(db_to_gain)
 
 
 @njit(cache=True)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, check_finite
+from ..audio import SAMPLE_RATE, check_finite, db_to_gain
 from ..errors import InputError, SettingsError
 from ..stage import LatencyAligned
 from .limiter import TruePeakLimiter
@@ -107,7 +107,7 @@ class _Pass:
     """One streaming pass of gain + limiter with meters on the output."""
 
     def __init__(self, cfg: FinalMasterConfig, channels: int, gain_db: float, true_peak: bool = True):
-        self.gain = np.float32(10.0 ** (gain_db / 20.0))
+        self.gain = np.float32(db_to_gain(gain_db))
         self.limiter = TruePeakLimiter(cfg.ceiling_dbtp, cfg.lookahead_ms, cfg.release_ms,
                                        sample_rate=cfg.sample_rate, channels=channels)
         self.aligned = LatencyAligned(self.limiter)

@@ -28,6 +28,8 @@ import numpy as np
 from numba import njit
 from scipy import signal as _sig
 
+from ..audio import db_to_gain, gain_to_db
+
 #: Loudness of digital silence (no gating block above the absolute gate), LUFS.
 SILENCE_LUFS = float("-inf")
 #: Absolute gate of BS.1770-4, LUFS.
@@ -57,7 +59,7 @@ def k_weighting_sos(sample_rate: float) -> np.ndarray:
     fs = float(sample_rate)
     f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
     k = math.tan(math.pi * f0 / fs)
-    vh = 10.0 ** (gain_db / 20.0)
+    vh = db_to_gain(gain_db)
     vb = vh ** 0.4996667741545416
     a0 = 1.0 + k / q + k * k
     shelf = [(vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
@@ -460,7 +462,7 @@ def true_peak_dbtp(x: np.ndarray, oversample: int = 4) -> float:
         peak = float(np.max(np.abs(y)))
     else:
         peak = float(np.max(np.abs(x)))
-    return 20.0 * math.log10(peak) if peak > 0 else float("-inf")
+    return gain_to_db(peak)
 
 
 @njit(cache=True, inline="always")
@@ -553,7 +555,7 @@ class TruePeakMeter:
     def max_dbtp(self) -> float:
         """True peak so far, dBTP (``-inf`` for silence)."""
         m = self.max_linear
-        return 20.0 * math.log10(m) if m > 0 else float("-inf")
+        return gain_to_db(m)
 
 
 def integrated_lufs(x: np.ndarray, sample_rate: int = 44100) -> float:

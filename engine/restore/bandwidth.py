@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..audio import CHANNELS, SAMPLE_RATE
+from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain
 from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
 from ..stage import Stage
@@ -172,7 +172,7 @@ class HighBandExtender(StreamingSTFTStage):
             while k < kmax:
                 k2 = min(k + sh, kmax)
                 src = np.arange(k, k2) - sh
-                gain = 10.0 ** ((env[k:k2] - env[src]) / 20.0)
+                gain = db_to_gain(env[k:k2] - env[src])
                 G[:, k:k2] = G[:, src] * gain
                 k = k2
             G[:, :kc] = 0.0

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..audio import CHANNELS, SAMPLE_RATE
+from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain
 from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
 from ..estimators.rt60 import RT60Estimator
@@ -90,7 +90,7 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
         self.default_rt60_s = float(default_rt60_s)
         self.delay_frames = max(1, int(round(delay_ms * 1e-3 * self.sample_rate / self.hop)))
         self.delay_s = self.delay_frames * self.hop / self.sample_rate
-        self.floor = float(10.0 ** (floor_db / 20.0))
+        self.floor = float(db_to_gain(floor_db))
         self.over_subtraction = float(over_subtraction)
         self.wet = _check_wet(wet)
         frame_s = self.hop / self.sample_rate
