@@ -83,3 +83,43 @@ def phone_like(seconds: float = 6.0, seed: int = 0, floor_db: float = -45.0,
     sos = signal.butter(6, [100.0, 8000.0], btype="bandpass", fs=sample_rate, output="sos")
     floor = 0.1 * 10 ** (floor_db / 20) * rng.standard_normal(x.shape)
     return (signal.sosfilt(sos, x, axis=1) + floor).astype(np.float32)
+
+
+# -- rooms: dry notes convolved with synthetic exponential-decay impulse responses --
+
+def dry_notes(seconds: float, period: float = 1.5, on: float = 0.3, kind: str = "tonal", seed: int = 0):
+    """Mono dry signal ``(n,)`` float64 and the note ``(start, end)`` sample indices."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    x = np.zeros(n)
+    notes = []
+    for st in np.arange(0.2, seconds - period + 0.01, period):
+        i0, i1 = int(st * SAMPLE_RATE), int((st + on) * SAMPLE_RATE)
+        tt = np.arange(i1 - i0) / SAMPLE_RATE
+        if kind == "tonal":
+            f0 = rng.choice([220.0, 262.0, 330.0, 392.0, 440.0])
+            note = sum(np.sin(2 * np.pi * f0 * h * tt + rng.uniform(0, 6)) / h for h in range(1, 8))
+            note = note + 0.3 * rng.standard_normal(len(tt))
+        else:  # speech-like: noise with a 6 Hz syllable envelope
+            note = rng.standard_normal(len(tt)) * (0.5 + 0.5 * np.sin(2 * np.pi * 6 * tt) ** 2)
+        ramp = np.minimum(1.0, np.minimum(tt / 0.005, (on - tt) / 0.005))
+        x[i0:i1] = 0.2 * note * ramp
+        notes.append((i0, i1))
+    return x, notes
+
+
+def exp_ir(rt60: float, seed: int) -> np.ndarray:
+    """Direct impulse + exponentially decaying noise tail of equal energy (DRR 0 dB)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(1.5 * rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    tail = rng.standard_normal(len(t)) * np.exp(-6.908 * t / rt60)
+    tail[: int(0.003 * SAMPLE_RATE)] = 0.0
+    tail /= np.sqrt(np.sum(tail ** 2))
+    tail[0] += 1.0
+    return tail
+
+
+def reverberant(rt60: float, seconds: float, kind: str = "tonal"):
+    x, notes = dry_notes(seconds, kind=kind)
+    y = np.stack([signal.fftconvolve(x, exp_ir(rt60, s))[: len(x)] for s in (1, 2)])
+    return np.stack([x, x]).astype(np.float32), y.astype(np.float32), notes
