@@ -83,6 +83,7 @@ from ..audio import CHANNELS, SAMPLE_RATE, check_finite, gain_to_db
 from ..errors import SettingsError, UnsupportedAudioError
 from ..estimators.band_limits import BandLimitDetector
 from ..estimators.rt60 import RT60Estimator
+from ..io.decode import open_audio
 from ..master.loudness import StreamingLoudnessMeter
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
@@ -527,8 +528,6 @@ def analyze_file(path, block_seconds: float = 1.0) -> AudioMetrics:
     ``source_channels`` set to the file's own format.  Raises the typed
     input errors of :func:`engine.io.decode.open_audio`.
     """
-    from ..io.decode import open_audio
-
     with open_audio(path, block_seconds=block_seconds) as dec:
         an = AudioAnalyzer(SAMPLE_RATE, CHANNELS)
         for blk in dec:

@@ -295,6 +295,7 @@ class OnlineWPE(StreamingSTFTStage):
         return out
 
     def _nara_frames(self, Y: np.ndarray) -> np.ndarray:
+        # late: nara_wpe is the optional reference backend, needed only with backend="nara_wpe"
         from nara_wpe.wpe import get_power_online, online_wpe_step
 
         L = self.taps + self.delay + 1
