@@ -249,7 +249,3 @@ class StemMixer(Stage):
     def auto_gains_db(self) -> dict[str, float]:
         """The auto-level part of each stem's gain, dB."""
         return dict(self._auto_db)
-
-    def stem_loudness_lufs(self) -> dict[str, float]:
-        """Running loudness of each input stem, LUFS (``-inf`` while silent)."""
-        return {s: m.lufs for s, m in self._meters.items()}

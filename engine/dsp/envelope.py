@@ -54,21 +54,3 @@ def amp_to_db(x: float) -> float:
     if x < 1e-10:
         return -200.0
     return 20.0 * math.log10(x)
-
-
-@njit(cache=True)
-def peak_follower(level, attack, release, state):
-    """Branching attack/release envelope of ``level`` (``(samples,)``, >= 0).
-
-    ``attack``/``release`` are one-pole coefficients (:func:`time_constant_coeff`);
-    ``state[0]`` holds the envelope and is updated in place.  Returns the
-    envelope per sample, float64 ``(samples,)``, linear amplitude.
-    """
-    n = level.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    env = state[0]
-    for i in range(n):
-        env = follow(level[i], env, attack, release)
-        out[i] = env
-    state[0] = env
-    return out

@@ -109,11 +109,6 @@ class StreamingSTFTStage(Stage):
         """Frequency spacing of the bins in Hz."""
         return self.sample_rate / self.frame_length
 
-    @property
-    def frame_rate(self) -> float:
-        """Frames per second."""
-        return self.sample_rate / self.hop
-
     # -- state ------------------------------------------------------------------
     def reset(self) -> None:
         """Forget all state: buffers, then the subclass's frame state."""
