@@ -7,10 +7,9 @@ comes only from the ``seed``.
 from __future__ import annotations
 
 import numpy as np
-
 from scipy import signal
 
-from engine.audio import CHANNELS, SAMPLE_RATE
+from engine.audio import CHANNELS, SAMPLE_RATE, db_to_gain
 
 
 def sine(freq_hz: float, seconds: float, amplitude: float = 0.5, channels: int = CHANNELS,
@@ -81,7 +80,7 @@ def phone_like(seconds: float = 6.0, seed: int = 0, floor_db: float = -45.0,
     rng = np.random.default_rng(seed)
     x = 0.1 * rng.standard_normal((2, int(seconds * sample_rate)))
     sos = signal.butter(6, [100.0, 8000.0], btype="bandpass", fs=sample_rate, output="sos")
-    floor = 0.1 * 10 ** (floor_db / 20) * rng.standard_normal(x.shape)
+    floor = 0.1 * db_to_gain(floor_db) * rng.standard_normal(x.shape)
     return (signal.sosfilt(sos, x, axis=1) + floor).astype(np.float32)
 
 

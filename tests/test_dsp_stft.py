@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.audio import db_to_gain
 from engine.dsp.stft import StreamingSTFTStage, sqrt_hann_pair
 from engine.errors import SettingsError
 from engine.stage import LatencyAligned, run_in_blocks
@@ -100,7 +101,7 @@ def test_frame_recursive_state_is_chunk_size_invariant_and_resets():
     again = run_in_blocks(st, x)
     np.testing.assert_array_equal(whole, again)
     parts = run_in_blocks(HalfGainAbove(1024, 256), x, sizes=[1, 7, 255, 256, 257, 3001, 1])
-    assert np.max(np.abs(whole - parts)) < 10 ** (-90 / 20)
+    assert np.max(np.abs(whole - parts)) < db_to_gain(-90)
 
 
 class SideChainCorrection(StreamingSTFTStage):

@@ -8,6 +8,7 @@ import pyloudnorm as pyln
 import pytest
 from scipy.signal import sosfilt
 
+from engine.audio import db_to_gain
 from engine.master.loudness import (
     SILENCE_LUFS,
     StreamingLoudnessMeter,
@@ -39,7 +40,7 @@ def _signals():
     noise = 0.1 * RNG.standard_normal((2, n))
     sines = np.stack([0.3 * np.sin(2 * np.pi * 997 * t), 0.25 * np.sin(2 * np.pi * 100 * t + 1.0)])
     # loud and quiet parts 25 dB apart: the relative gate drops the quiet part
-    env = np.where((t // 3) % 2 == 0, 0.3, 0.3 * 10 ** (-25 / 20))
+    env = np.where((t // 3) % 2 == 0, 0.3, 0.3 * db_to_gain(-25))
     gated = RNG.standard_normal((2, n)) * env
     hf = np.stack([0.2 * np.sin(2 * np.pi * 8000 * t), 0.05 * RNG.standard_normal(n)])
     return {"noise": noise, "sines": sines, "gated": gated, "hf": hf}
@@ -128,7 +129,7 @@ def test_momentary_short_term_and_duration():
 
 
 def test_loudness_range_against_pyloudnorm():
-    segs = [RNG.standard_normal((2, SR * 10)) * (0.1 if i % 2 else 0.1 * 10 ** (-10 / 20)) for i in range(6)]
+    segs = [RNG.standard_normal((2, SR * 10)) * (0.1 if i % 2 else 0.1 * db_to_gain(-10)) for i in range(6)]
     x = np.concatenate(segs, axis=1).astype(np.float32)
     ours = _feed(StreamingLoudnessMeter(SR, 2), x, sizes=50000).loudness_range_lu()
     ref = pyln.Meter(SR).loudness_range(x.T.astype(np.float64))
@@ -160,7 +161,7 @@ def test_inter_sample_peak_of_fs4_sine_at_45_degrees():
 @pytest.mark.parametrize("amp_db,freq", [(-6.0, 1000.0), (-1.0, 5000.0), (-20.0, 100.0)])
 def test_true_peak_of_plain_sines(amp_db, freq):
     t = np.arange(SR) / SR
-    x = _faded(10 ** (amp_db / 20) * np.sin(2 * np.pi * freq * t + 0.3))
+    x = _faded(db_to_gain(amp_db) * np.sin(2 * np.pi * freq * t + 0.3))
     assert abs(true_peak_dbtp(x) - amp_db) < 0.05
     m = TruePeakMeter(1)
     m.update(x[None, :])

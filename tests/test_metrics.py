@@ -10,6 +10,7 @@ import soundfile as sf
 from scipy.signal import fftconvolve, istft, stft
 
 from engine.analysis.metrics import AudioAnalyzer, analyze_array, analyze_file
+from engine.audio import db_to_gain
 from engine.errors import NonFiniteAudioError, UnsupportedAudioError
 
 SR = 44100
@@ -127,8 +128,8 @@ def test_loudness_matches_pyloudnorm(kind):
 
 def test_dynamic_range_of_alternating_levels():
     n = 2 * SR
-    loud = 10 ** (-10 / 20) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -10 dBFS
-    quiet = 10 ** (-40 / 20) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -40 dBFS
+    loud = db_to_gain(-10) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -10 dBFS
+    quiet = db_to_gain(-40) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -40 dBFS
     x = np.concatenate([loud, quiet] * 4)
     m = analyze_array(stereo(x))
     assert m.dynamic_range_db == pytest.approx(30.0, abs=1.0)
