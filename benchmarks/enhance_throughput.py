@@ -5,7 +5,10 @@ for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_N
 import time
 import numpy as np
 from engine.audio import SAMPLE_RATE, STEM_NAMES
-from engine.dsp.signals import mixed_test_signal
+import sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test signals, by module name
+from stage_signals import mixed_test_signal
 from engine.enhance import build_stem_chain
 from engine.stage import run_in_blocks
 from resonate_stream.settings import Settings

@@ -43,11 +43,21 @@ def check_finite(x: np.ndarray, where: str = "input") -> None:
 
 
 def db_to_gain(db: float | np.ndarray) -> float | np.ndarray:
-    """Decibels to linear amplitude gain."""
-    return 10.0 ** (np.asarray(db, dtype=np.float64) / 20.0)
+    """Decibels to linear amplitude gain (``-inf`` dB gives 0); float or array.
+
+    Plain arithmetic, so numba kernels compile it too
+    (:data:`engine.dsp.envelope.db_to_gain_kernel`).
+    """
+    return 10.0 ** (db / 20.0)
 
 
-def gain_to_db(gain: float | np.ndarray, floor_db: float = -200.0) -> float | np.ndarray:
-    """Linear amplitude gain to decibels, floored at ``floor_db``."""
-    g = np.maximum(np.abs(np.asarray(gain, dtype=np.float64)), 10.0 ** (floor_db / 20.0))
-    return 20.0 * np.log10(g)
+def gain_to_db(gain: float | np.ndarray, floor: float = 0.0) -> float | np.ndarray:
+    """Linear amplitude gain (magnitude) to decibels; float or array.
+
+    Magnitudes below ``floor`` (linear) count as ``floor``; with the default 0,
+    a zero gain gives ``-inf``.
+    """
+    g = np.maximum(np.abs(gain), floor)
+    with np.errstate(divide="ignore"):
+        out = 20.0 * np.log10(g)
+    return float(out) if np.ndim(out) == 0 else out

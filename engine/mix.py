@@ -32,10 +32,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES, empty_block
+from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES, db_to_gain
 from .config_fields import Flag, Number, StemMap, build, check_fields, setting
-from .master._ride import grid_segments, lin, ramp, smooth_step
+from .master._ride import grid_segments, ramp, smooth_step
 from .master.loudness import RunningLoudness
+from .stage import Stage
 
 #: Relative loudness targets of the stems, dB (vocals on top).
 DEFAULT_TARGETS_DB: dict[str, float] = {"vocals": 0.0, "drums": -3.0, "bass": -6.0, "other": -8.0}
@@ -97,9 +98,10 @@ class MixConfig:
         return float(self.targets_db.get(stem, self.targets_db.get("other", DEFAULT_TARGETS_DB["other"])))
 
 
-class StemMixer:
+class StemMixer(Stage):
     """Mix a dict of stems into one ``(channels, n)`` block, zero latency.
 
+    A :class:`~engine.stage.Stage` whose block is a mapping of stems:
     ``process(stems)`` takes ``{name: float32 (channels, n)}`` (every stem the
     same ``n``; the set of stems is fixed by the first call) and returns the
     float32 ``(channels, n)`` mix.  ``flush()`` returns an empty block
@@ -145,7 +147,7 @@ class StemMixer:
         for s in self._stems:
             self._meters[s] = RunningLoudness(self.sample_rate, self.channels, self.config.loudness_window_s)
             self._auto_db[s] = 0.0
-            g = lin(self._total_db(s))
+            g = db_to_gain(self._total_db(s))
             self._g_prev[s] = self._g_next[s] = g
 
     def _wanted_auto_db(self) -> dict[str, float]:
@@ -170,7 +172,7 @@ class StemMixer:
             self._auto_db[s] = smooth_step(self._auto_db[s], wanted[s], self.hop_s, cfg.smoothing_s,
                                            cfg.max_rate_db_per_s)
             self._g_prev[s] = self._g_next[s]
-            self._g_next[s] = lin(self._total_db(s))
+            self._g_next[s] = db_to_gain(self._total_db(s))
 
     # -- streaming -----------------------------------------------------------
     def process(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -194,15 +196,11 @@ class StemMixer:
                     continue
                 out[:, a:b] += blocks[s][:, a:b] * ramp(g0, g1, off, b - a, self.hop)
             for s in self._stems:
-                self._meters[s].process(blocks[s][:, a:b])
+                self._meters[s].update(blocks[s][:, a:b])
             if ends:
                 self._grid_update()
         self.samples += n
         return out
-
-    def flush(self) -> np.ndarray:
-        """End of stream: nothing is held (zero latency); returns ``(channels, 0)``."""
-        return empty_block(self.channels)
 
     # -- report ----------------------------------------------------------------
     def stem_gains_db(self) -> dict[str, float]:
@@ -215,7 +213,3 @@ class StemMixer:
     def auto_gains_db(self) -> dict[str, float]:
         """The auto-level part of each stem's gain, dB."""
         return dict(self._auto_db)
-
-    def stem_loudness_lufs(self) -> dict[str, float]:
-        """Running loudness of each input stem, LUFS (``-inf`` while silent)."""
-        return {s: m.lufs for s, m in self._meters.items()}

@@ -31,14 +31,17 @@ def common_stem_latency(cfg: PipelineConfig, stems=STEM_NAMES) -> int:
     return max(build_stem_chain(s, cfg).latency for s in stems)
 
 
-class StemProcessor:
-    """In-order processing of one stem, output aligned with the input.
+class StemProcessor(Stage):
+    """In-order processing of one stem (a :class:`Stage`), output aligned with the input.
 
     Padded with a :class:`Delay` to ``common_latency`` so all stems produce the
     same number of samples per block, then :class:`LatencyAligned` removes the
-    common delay: over a stream, output samples == input samples.  ``latency``
-    (samples): how many the first blocks hold back; :meth:`flush` returns them.
+    common delay: over a stream, output samples == input samples, so its
+    ``latency`` is 0; the first blocks hold back ``held`` samples, which
+    :meth:`flush` returns.
     """
+
+    latency = 0
 
     def __init__(self, stem: str, cfg: PipelineConfig, common_latency: int):
         chain = build_stem_chain(stem, cfg)
@@ -46,7 +49,12 @@ class StemProcessor:
             raise ValueError("common_latency smaller than the stem chain's latency")
         self.stem = stem
         self.stage = LatencyAligned(Chain([chain, Delay(common_latency - chain.latency)], name=stem))
-        self.latency = int(common_latency)
+        self.held = int(common_latency)
+        self.name = f"stem-{stem}"
+        self.channels = self.stage.channels
+
+    def output_length(self, n: int) -> int:
+        return self.stage.output_length(n)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         return self.stage.process(block)
@@ -63,9 +71,11 @@ class MixMaster:
 
     ``process(stems)`` returns ``(mix, preview)``: the unmastered mix, aligned
     with the stems (stored for the exact final master), and the preview-mastered
-    audio for listeners (aligned too, so it lags by the limiter's look-ahead
-    until :meth:`flush`; ``latency`` is that look-ahead in samples).
+    audio for listeners (aligned too, so ``latency`` is 0; the first blocks
+    hold back ``held`` samples, the limiter's look-ahead, until :meth:`flush`).
     """
+
+    latency = 0
 
     def __init__(self, cfg: PipelineConfig):
         from .master.preview import PreviewMaster
@@ -76,7 +86,7 @@ class MixMaster:
         self.preview = LatencyAligned(PreviewMaster(target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
                                                     lookahead_ms=m.limiter_lookahead_ms,
                                                     release_ms=m.limiter_release_ms))
-        self.latency = self.preview.latency
+        self.held = self.preview.stage.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mix = self.mixer.process(stems)

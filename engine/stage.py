@@ -1,19 +1,43 @@
-"""The streaming-stage contract shared by every in-order (stateful) stage.
+"""The two streaming contracts of the engine: transforms (:class:`Stage`) and sinks.
 
-A :class:`Stage` consumes a stream of float32 ``(channels, samples)`` blocks
-strictly in order and carries its own state (filter memories, envelopes, STFT
-buffers) from one block to the next.
+**Stage** (every streaming transform).  A :class:`Stage` consumes a stream
+of float32 ``(channels, samples)`` blocks strictly in order and carries its
+own state (filter memories, envelopes, STFT buffers) from one block to the
+next:
 
-Contract (checked by the property tests in ``tests/``):
+* ``process(block) -> block`` consumes one block and returns the output now
+  ready;
+* ``flush() -> block`` ends the stream and returns what is still held inside
+  (as if zeros had been fed);
+* ``reset()`` forgets all state, ready for a new stream: the same input then
+  gives the same output again;
+* ``latency`` (samples): output sample ``n + latency`` belongs to input sample
+  ``n``; ``output_length(n)`` is the length of the whole output (``process``
+  outputs plus ``flush``) of an ``n``-sample stream.
 
-* ``process(block)`` returns exactly as many samples as it was given.  The
-  output stream is the input stream delayed by ``latency`` samples: output
-  sample ``n`` belongs to input sample ``n - latency`` (the first ``latency``
-  output samples are the stage's warm-up, normally silence).
-* ``flush()`` ends the stream: it returns exactly ``latency`` samples, the
-  tail still held inside the stage, as if zeros had been fed.
-* Chunk-size invariance: the concatenated output does not depend on how the
-  input was cut into blocks (1-sample blocks included).
+A plain (sample-synchronous) stage returns exactly as many samples as it was
+given from ``process`` (the first ``latency`` output samples are its warm-up,
+normally silence) and exactly ``latency`` samples from ``flush``:
+``output_length(n) = n + latency``.  A re-timing stage
+(:class:`LatencyAligned`, :class:`~engine.io.resample.StreamResampler`)
+returns whatever is ready and documents its ``output_length``.  Every
+stage is chunk-size invariant: the concatenated output does not depend on how
+the input was cut into blocks (1-sample blocks included).
+``tests/test_stage_contract.py`` discovers every subclass in ``engine`` and
+checks all of this.
+
+**Sink** (every streaming measurement: loudness and true-peak meters, the
+audio analyzer, the separation-quality meter, the RT60 and band-limit
+estimators).  A sink returns no audio:
+
+* ``update(block)`` consumes one block (the separation-quality meter takes the
+  mix block and the stems);
+* ``reset()`` forgets everything measured;
+* ``result()`` (or the readings its class documents, e.g.
+  ``integrated_lufs()``, ``max_dbtp``, ``limits()``) reports the measurement
+  so far, at any point of the stream.
+
+Sinks are chunk-size invariant too: readings do not depend on block sizes.
 
 :class:`LatencyAligned` removes the delay so a stage's output lines up
 sample-for-sample with its input; the pipeline wraps whole chains in it.
@@ -24,14 +48,17 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .audio import CHANNELS, empty_block
+from .audio import CHANNELS, db_to_gain, empty_block
 
 
 class Stage:
-    """Base class of a stateful, in-order streaming stage.
+    """Base class of a stateful, in-order streaming stage (see the module doc).
 
-    Subclasses implement :meth:`_process` (and :meth:`_flush` when they have
-    latency).  ``channels`` is the channel count of the blocks they accept.
+    Sample-synchronous subclasses implement :meth:`_process` (and
+    :meth:`reset` when they hold state); the default :meth:`flush` feeds
+    ``latency`` zeros.  Re-timing subclasses override :meth:`process`,
+    :meth:`flush` and :meth:`output_length`.  ``channels`` is the channel
+    count of the blocks they accept.
     """
 
     #: delay in samples between input and output
@@ -56,6 +83,10 @@ class Stage:
     def reset(self) -> None:
         """Forget all state, ready for a new stream."""
 
+    def output_length(self, n: int) -> int:
+        """Samples output (``process`` calls plus ``flush``) for an ``n``-sample stream."""
+        return int(n) + self.latency
+
     def _process(self, block: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -66,7 +97,7 @@ class Gain(Stage):
     name = "gain"
 
     def __init__(self, gain_db: float = 0.0, channels: int = CHANNELS):
-        self.gain = np.float32(10.0 ** (gain_db / 20.0))
+        self.gain = np.float32(db_to_gain(gain_db))
         self.channels = channels
 
     def _process(self, block: np.ndarray) -> np.ndarray:
@@ -123,39 +154,37 @@ class Chain(Stage):
             s.reset()
 
 
-class LatencyAligned:
+class LatencyAligned(Stage):
     """Wrap a stage so its output lines up with its input, sample for sample.
 
-    ``process`` drops the first ``stage.latency`` output samples (so it may
-    return fewer samples than given early on); ``flush`` returns the rest.
-    Over a whole stream the output has exactly as many samples as the input.
+    A re-timing stage: ``process`` drops the first ``stage.latency`` output
+    samples (so it may return fewer samples than given early on); ``flush``
+    returns the rest.  Its own ``latency`` is 0 and over a whole stream the
+    output has exactly as many samples as the input.
     """
+
+    name = "latency_aligned"
+    latency = 0
 
     def __init__(self, stage: Stage):
         self.stage = stage
-        self.reset_alignment()
-
-    @property
-    def latency(self) -> int:
-        return self.stage.latency
-
-    def reset_alignment(self) -> None:
-        self._to_drop = self.stage.latency
+        self.channels = stage.channels
+        self._to_drop = stage.latency
 
     def reset(self) -> None:
         self.stage.reset()
-        self.reset_alignment()
+        self._to_drop = self.stage.latency
+
+    def output_length(self, n: int) -> int:
+        return self.stage.output_length(n) - self.stage.latency
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        out = self.stage.process(block)
-        if self._to_drop:
-            k = min(self._to_drop, out.shape[1])
-            self._to_drop -= k
-            out = out[:, k:]
-        return out
+        return self._drop_warm_up(self.stage.process(block))
 
     def flush(self) -> np.ndarray:
-        out = self.stage.flush()
+        return self._drop_warm_up(self.stage.flush())
+
+    def _drop_warm_up(self, out: np.ndarray) -> np.ndarray:
         if self._to_drop:
             k = min(self._to_drop, out.shape[1])
             self._to_drop -= k
@@ -163,7 +192,7 @@ class LatencyAligned:
         return out
 
 
-def run_in_blocks(stage: Stage | LatencyAligned, x: np.ndarray, sizes: Iterable[int] | None = None,
+def run_in_blocks(stage: Stage, x: np.ndarray, sizes: Iterable[int] | None = None,
                   flush: bool = True) -> np.ndarray:
     """Feed ``x`` ``(channels, samples)`` through ``stage`` cut into ``sizes``.
 

@@ -115,7 +115,7 @@ def _read_ahead(blocks: Iterator[np.ndarray], seconds: float) -> tuple[list[np.n
 
 
 def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
-    from engine.restore.bandwidth import BandLimitDetector
+    from engine.estimators.band_limits import BandLimitDetector
 
     det = BandLimitDetector(SAMPLE_RATE)
     for b in head:
@@ -183,7 +183,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     band = detect_band_limits(head)
     analyzer_in = AudioAnalyzer(SAMPLE_RATE)
     for b in head:  # measured once here; the loop below skips these blocks
-        analyzer_in.process(b)
+        analyzer_in.update(b)
     analysis = _input_analysis(analyzer_in, band, total)
     emit(Info(_describe_analysis(analysis), analysis))
     cfg, strategy = settings.pipeline_config(band), None
@@ -231,7 +231,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
             if cancel is not None and cancel.is_set():
                 raise JobCancelled("job cancelled")
             if i >= len(head):
-                analyzer_in.process(block)
+                analyzer_in.update(block)
             consumed += block.shape[1]
             handle(pipeline.process(block))
             emit(Progress("input", consumed / SAMPLE_RATE, total))
@@ -345,7 +345,7 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
 
     def write_block(block: np.ndarray) -> None:
         nonlocal written
-        analyzer.process(block)
+        analyzer.update(block)
         writer.write(block)
         written += block.shape[1]
         emit(Progress("master", written / rate, total_s))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.audio import SAMPLE_RATE as SR
-from engine.dsp.signals import decaying_hits, sine, white_noise
+from engine.audio import SAMPLE_RATE as SR, db_to_gain
 from engine.enhance import Compressor, NoiseGate, TransientShaper
 from engine.stage import LatencyAligned, run_in_blocks
+from stage_signals import decaying_hits, sine, white_noise
 
 
 def peak_db(x: np.ndarray) -> float:
@@ -64,7 +64,7 @@ def test_compressor_attack_and_release_times():
 def test_gate_silences_noise_between_hits_and_keeps_the_hits():
     seconds, period = 2.0, 0.5
     hits = decaying_hits(seconds, period_s=period, decay_ms=30.0, amplitude=0.5, seed=1)
-    noise = white_noise(seconds, rms=10 ** (-60 / 20), seed=2)
+    noise = white_noise(seconds, rms=db_to_gain(-60), seed=2)
     x = hits + noise
     gate = LatencyAligned(NoiseGate(threshold_db=-40.0, range_db=40.0, hold_ms=20.0, release_ms=50.0))
     y = run_in_blocks(gate, x, [1000, 33])
@@ -81,7 +81,7 @@ def test_gate_silences_noise_between_hits_and_keeps_the_hits():
 
 def test_expander_follows_its_ratio_below_threshold():
     """Downward expander 2:1: a steady tone 13 dB (RMS) under the close threshold drops by 13 dB."""
-    x = sine(1000.0, 1.0, amplitude=10 ** (-50 / 20))  # RMS -53.0 dBFS
+    x = sine(1000.0, 1.0, amplitude=db_to_gain(-50))  # RMS -53.0 dBFS
     gate = NoiseGate(threshold_db=-34.0, hysteresis_db=6.0, ratio=2.0, range_db=60.0, lookahead_ms=0.0,
                      detector_ms=50.0)
     y = run_in_blocks(gate, x, None)

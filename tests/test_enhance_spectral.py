@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from engine.audio import SAMPLE_RATE as SR
-from engine.dsp.signals import sine, white_noise
 from engine.enhance import DeEsser, SpectralNoiseReducer
 from engine.stage import LatencyAligned, run_in_blocks
+from stage_signals import sine, white_noise
 
 
 def band_powers(x: np.ndarray, freqs: list[float], half_width_hz: float = 30.0) -> tuple[float, float]:

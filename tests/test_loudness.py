@@ -8,6 +8,7 @@ import pyloudnorm as pyln
 import pytest
 from scipy.signal import sosfilt
 
+from engine.audio import db_to_gain
 from engine.master.loudness import (
     SILENCE_LUFS,
     StreamingLoudnessMeter,
@@ -22,13 +23,13 @@ RNG = np.random.default_rng(1770)
 
 def _feed(meter, x, sizes=None, seed=0):
     if sizes is None:
-        meter.process(x)
+        meter.update(x)
         return meter
     rng = np.random.default_rng(seed)
     pos = 0
     while pos < x.shape[1]:
         n = int(rng.choice(sizes)) if isinstance(sizes, list) else int(rng.integers(1, sizes))
-        meter.process(x[:, pos:pos + n])
+        meter.update(x[:, pos:pos + n])
         pos += n
     return meter
 
@@ -39,7 +40,7 @@ def _signals():
     noise = 0.1 * RNG.standard_normal((2, n))
     sines = np.stack([0.3 * np.sin(2 * np.pi * 997 * t), 0.25 * np.sin(2 * np.pi * 100 * t + 1.0)])
     # loud and quiet parts 25 dB apart: the relative gate drops the quiet part
-    env = np.where((t // 3) % 2 == 0, 0.3, 0.3 * 10 ** (-25 / 20))
+    env = np.where((t // 3) % 2 == 0, 0.3, 0.3 * db_to_gain(-25))
     gated = RNG.standard_normal((2, n)) * env
     hf = np.stack([0.2 * np.sin(2 * np.pi * 8000 * t), 0.05 * RNG.standard_normal(n)])
     return {"noise": noise, "sines": sines, "gated": gated, "hf": hf}
@@ -118,17 +119,17 @@ def test_momentary_short_term_and_duration():
     loud = (0.3 * RNG.standard_normal((2, SR * 5))).astype(np.float32)
     quiet = (0.03 * RNG.standard_normal((2, SR * 4))).astype(np.float32)  # 20 dB down
     m = StreamingLoudnessMeter(SR, 2)
-    m.process(loud)
+    m.update(loud)
     integ = m.integrated_lufs()
     assert abs(m.momentary_lufs() - integ) < 0.5 and abs(m.short_term_lufs() - integ) < 0.3
-    m.process(quiet)
+    m.update(quiet)
     assert abs(m.short_term_lufs() - (integ - 20)) < 0.5  # last 3 s are all quiet
     assert abs(m.momentary_lufs() - (integ - 20)) < 1.0
     assert m.duration_s == pytest.approx(9.0)
 
 
 def test_loudness_range_against_pyloudnorm():
-    segs = [RNG.standard_normal((2, SR * 10)) * (0.1 if i % 2 else 0.1 * 10 ** (-10 / 20)) for i in range(6)]
+    segs = [RNG.standard_normal((2, SR * 10)) * (0.1 if i % 2 else 0.1 * db_to_gain(-10)) for i in range(6)]
     x = np.concatenate(segs, axis=1).astype(np.float32)
     ours = _feed(StreamingLoudnessMeter(SR, 2), x, sizes=50000).loudness_range_lu()
     ref = pyln.Meter(SR).loudness_range(x.T.astype(np.float64))
@@ -160,10 +161,10 @@ def test_inter_sample_peak_of_fs4_sine_at_45_degrees():
 @pytest.mark.parametrize("amp_db,freq", [(-6.0, 1000.0), (-1.0, 5000.0), (-20.0, 100.0)])
 def test_true_peak_of_plain_sines(amp_db, freq):
     t = np.arange(SR) / SR
-    x = _faded(10 ** (amp_db / 20) * np.sin(2 * np.pi * freq * t + 0.3))
+    x = _faded(db_to_gain(amp_db) * np.sin(2 * np.pi * freq * t + 0.3))
     assert abs(true_peak_dbtp(x) - amp_db) < 0.05
     m = TruePeakMeter(1)
-    m.process(x[None, :])
+    m.update(x[None, :])
     assert abs(m.max_dbtp - amp_db) < 0.05
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyloudnorm as pyln
 import pytest
 
+from engine.audio import db_to_gain
 from engine.errors import InputError, NonFiniteAudioError, SettingsError
 from engine.master.final import FinalMasterConfig, final_master
 from engine.master.limiter import TruePeakLimiter
@@ -26,7 +27,7 @@ def _lufs(x):
 
 
 def _scale_to(x, lufs):
-    return (x * 10 ** ((lufs - _lufs(x)) / 20)).astype(np.float32)
+    return (x * db_to_gain(lufs - _lufs(x))).astype(np.float32)
 
 
 def _loud_signals(seconds=4.0, seed=0):
@@ -193,7 +194,7 @@ def _final_inputs():
     spikes = np.where(rng.random((1, n)) < 0.001, 0.9, 0.0) * rng.standard_normal((2, n))
     peaky = _scale_to(spikes + 0.05 * np.sin(2 * np.pi * 220 * t), -8.0)
     # dynamic: loud and quiet sections 25 dB apart, with drum hits that need limiting
-    env = np.where((t // 2.5) % 2 == 0, 1.0, 10 ** (-25 / 20))
+    env = np.where((t // 2.5) % 2 == 0, 1.0, db_to_gain(-25))
     hits = np.zeros((2, n))
     hits[:, ::11025] = 1.0
     hits = np.apply_along_axis(lambda h: np.convolve(h, np.exp(-np.arange(2000) / 150.0)
@@ -233,7 +234,7 @@ def test_final_master_unlimited_gain_is_exact_and_single_pass():
     x = _music_like(10.0, -40.0, seed=9)  # +10 dB leaves its peaks far below the ceiling
     y, rep = _master(x, FinalMasterConfig(target_lufs=-30.0))
     assert rep["iterations"] == 1 and rep["passes"] == 2
-    np.testing.assert_allclose(y, x * np.float32(10 ** (rep["gain_db"] / 20)), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(y, x * np.float32(db_to_gain(rep["gain_db"])), rtol=1e-6, atol=1e-9)
     assert abs(_lufs(y) + 30.0) < 0.1
 
 

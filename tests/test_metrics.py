@@ -10,6 +10,7 @@ import soundfile as sf
 from scipy.signal import fftconvolve, istft, stft
 
 from engine.analysis.metrics import AudioAnalyzer, analyze_array, analyze_file
+from engine.audio import db_to_gain
 from engine.errors import NonFiniteAudioError, UnsupportedAudioError
 
 SR = 44100
@@ -127,8 +128,8 @@ def test_loudness_matches_pyloudnorm(kind):
 
 def test_dynamic_range_of_alternating_levels():
     n = 2 * SR
-    loud = 10 ** (-10 / 20) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -10 dBFS
-    quiet = 10 ** (-40 / 20) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -40 dBFS
+    loud = db_to_gain(-10) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -10 dBFS
+    quiet = db_to_gain(-40) * np.sqrt(2) * sine(500.0, 1.0, 2.0)  # RMS -40 dBFS
     x = np.concatenate([loud, quiet] * 4)
     m = analyze_array(stereo(x))
     assert m.dynamic_range_db == pytest.approx(30.0, abs=1.0)
@@ -213,13 +214,13 @@ def _state_bytes(obj, seen=None) -> int:
 def test_block_sizes_do_not_matter_and_memory_stays_flat():
     x = np.stack([music(6.0, seed=5), 0.5 * music(6.0, seed=6)]).astype(np.float32)
     whole = AudioAnalyzer()
-    whole.process(x)
+    whole.update(x)
     pieces = AudioAnalyzer()
     rng = np.random.default_rng(0)
     pos = 0
     while pos < x.shape[1]:
         n = int(rng.integers(1, 9000))
-        pieces.process(x[:, pos:pos + n])
+        pieces.update(x[:, pos:pos + n])
         pos += n
     a, b = whole.result().to_dict(), pieces.result().to_dict()
     for k in a:
@@ -230,7 +231,7 @@ def test_block_sizes_do_not_matter_and_memory_stays_flat():
     # state after 6 s and after 36 s of audio: same size, a few MB at most
     size_6 = _state_bytes(whole)
     for _ in range(5):
-        whole.process(x)
+        whole.update(x)
     assert _state_bytes(whole) <= size_6 + 64 * 1024
     assert size_6 < 4 * 1024 * 1024
 
@@ -240,9 +241,9 @@ def test_bad_blocks_raise_typed_errors():
     bad = np.zeros((2, 100), np.float32)
     bad[0, 5] = np.nan
     with pytest.raises(NonFiniteAudioError):
-        an.process(bad)
+        an.update(bad)
     with pytest.raises(UnsupportedAudioError):
-        an.process(np.zeros((3, 100), np.float32))
+        an.update(np.zeros((3, 100), np.float32))
 
 
 def test_analyze_file_reports_the_source_format(tmp_path):

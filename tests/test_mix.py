@@ -5,6 +5,7 @@ import numpy as np
 import pyloudnorm as pyln
 import pytest
 
+from engine.audio import db_to_gain
 from engine.errors import SettingsError
 from engine.mix import DEFAULT_TARGETS_DB, MixConfig, StemMixer
 
@@ -19,7 +20,7 @@ def _stem(rng, lufs, seconds, colour=0.0):
         x = np.cumsum(x, axis=1) * colour + x  # add some low-frequency weight
         x -= x.mean(axis=1, keepdims=True)
     cur = pyln.Meter(SR).integrated_loudness(x.T)
-    return (x * 10 ** ((lufs - cur) / 20)).astype(np.float32)
+    return (x * db_to_gain(lufs - cur)).astype(np.float32)
 
 
 def _stems(seconds=20.0, levels=(-30.0, -15.0, -20.0, -25.0), seed=0):
@@ -154,7 +155,7 @@ def test_user_gain_shifts_a_stem_by_its_db():
     assert abs((_lufs(up[:, -5 * SR:]) - _lufs(base[:, -5 * SR:])) - 6.0) < 0.05
     # without auto-level the gain is exact, sample for sample
     plain = StemMixer(MixConfig(auto_level=False, gains_db={"drums": -6.0})).process(stems)
-    expect = stems["vocals"] + stems["drums"] * 10 ** (-6 / 20) + stems["bass"] + stems["other"]
+    expect = stems["vocals"] + stems["drums"] * db_to_gain(-6) + stems["bass"] + stems["other"]
     np.testing.assert_allclose(plain, expect, atol=1e-6)
 
 

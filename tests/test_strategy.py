@@ -12,7 +12,7 @@ from audio_fixtures import noise, sine
 
 def _metrics(x: np.ndarray) -> dict:
     a = AudioAnalyzer(44100)
-    a.process(x)
+    a.update(x)
     return a.result().to_dict()
 
 

@@ -26,7 +26,7 @@ What is measured (the channel mean is used for the spectral measures):
 * ``spectral_centroid_hz``: power-weighted mean frequency of the long-term
   average spectrum (a sine gives its frequency).
 * ``bandwidth_low_hz`` / ``bandwidth_high_hz``: effective band of the
-  long-term spectrum (:class:`engine.restore.bandwidth.BandLimitDetector`:
+  long-term spectrum (:class:`engine.estimators.band_limits.BandLimitDetector`:
   where it stays within 30 dB of the mid-band level).
 * ``clipping_ratio``: fraction of samples (all channels) with
   ``|x| >= 0.999``; ``flat_run_ratio``: fraction of samples in runs of at
@@ -56,7 +56,7 @@ What is measured (the channel mean is used for the spectral measures):
   0; a steady tone is not modulated and reads 0.  A monotone drone with a
   fundamental in 20-110 Hz also reads high (it *is* a steady buzz).
 * ``reverb_rt60_s``: blind reverberation time from free decays after note
-  offsets (:class:`engine.restore.rt60.RT60Estimator`), ``None`` when the
+  offsets (:class:`engine.estimators.rt60.RT60Estimator`), ``None`` when the
   recording has too few clean decays (continuous music).  Informational (it
   can set :class:`engine.restore.dereverb.SpectralReverbSuppressor`); not
   part of the score.
@@ -79,11 +79,12 @@ from numba import njit
 from scipy import ndimage, signal
 from scipy.stats import gamma
 
-from ..audio import CHANNELS, SAMPLE_RATE, check_finite
+from ..audio import CHANNELS, SAMPLE_RATE, check_finite, gain_to_db
 from ..errors import SettingsError, UnsupportedAudioError
+from ..estimators.band_limits import BandLimitDetector
+from ..estimators.rt60 import RT60Estimator
+from ..io.decode import open_audio
 from ..master.loudness import StreamingLoudnessMeter
-from ..restore.bandwidth import BandLimitDetector
-from ..restore.rt60 import RT60Estimator
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 FLAT_RUN_MIN = 4  # samples in a run of identical values
@@ -181,9 +182,10 @@ class AudioAnalyzer:
     ----------
     sample_rate: Hz of the blocks.  channels: channel count of the blocks.
 
-    ``process(block)`` consumes float32 ``(channels, n)``; ``result()``
-    returns :class:`AudioMetrics` for everything seen so far (it can be
-    called repeatedly; processing may continue afterwards).  ``reset()``
+    A sink (:mod:`engine.stage`): ``update(block)`` consumes float32
+    ``(channels, n)``; ``result()`` returns :class:`AudioMetrics` for
+    everything seen so far (it can be called repeatedly; updates may continue
+    afterwards).  ``reset()``
     starts over.  Memory is constant in the stream length.
     """
 
@@ -275,7 +277,7 @@ class AudioAnalyzer:
         self._dr_hist = np.zeros(int(130 / self._dr_res), dtype=np.int64)
 
     # -- feeding -----------------------------------------------------------
-    def process(self, block: np.ndarray) -> None:
+    def update(self, block: np.ndarray) -> None:
         """Consume ``block`` float32 ``(channels, n)`` (values nominally in [-1, 1])."""
         x = np.asarray(block, dtype=np.float32)
         if x.ndim == 1 and self.channels == 1:
@@ -292,7 +294,7 @@ class AudioAnalyzer:
         self._peak = max(self._peak, float(ax.max()))
         self._clipped += int(np.count_nonzero(ax >= CLIP_LEVEL))
         self._flat += int(_flat_runs(x, self._flat_last, self._flat_run, FLAT_RUN_MIN, FLAT_RUN_LEVEL))
-        self._loud.process(x)
+        self._loud.update(x)
         mono = x.astype(np.float64).mean(axis=0)
         self._band.update(mono)
         self._rt60.update(mono)
@@ -469,7 +471,7 @@ class AudioAnalyzer:
             dr = 0.0
         clip_ratio = self._clipped / n_all if n_all else 0.0
         flat_ratio = self._flat / n_all if n_all else 0.0
-        peak_db = 20.0 * math.log10(self._peak) if self._peak > 0 else float("-inf")
+        peak_db = gain_to_db(self._peak)
         metallic = min(1.0, (self._metal_sum / self._metal_n) / 0.25) if self._metal_n else 0.0
         robotic = self._robotic()
         flatness = self._flatness_sum / self._flatness_n if self._flatness_n else 0.0
@@ -515,7 +517,7 @@ def analyze_array(x: np.ndarray, sample_rate: int = SAMPLE_RATE, block: int = 44
         x = x[None, :]
     an = AudioAnalyzer(sample_rate, x.shape[0])
     for i in range(0, x.shape[1], block):
-        an.process(x[:, i:i + block])
+        an.update(x[:, i:i + block])
     return an.result()
 
 
@@ -526,12 +528,10 @@ def analyze_file(path, block_seconds: float = 1.0) -> AudioMetrics:
     ``source_channels`` set to the file's own format.  Raises the typed
     input errors of :func:`engine.io.decode.open_audio`.
     """
-    from ..io.decode import open_audio
-
     with open_audio(path, block_seconds=block_seconds) as dec:
         an = AudioAnalyzer(SAMPLE_RATE, CHANNELS)
         for blk in dec:
-            an.process(blk)
+            an.update(blk)
         m = an.result()
         m.source_sample_rate = int(dec.info.sample_rate)
         m.source_channels = int(dec.info.channels)

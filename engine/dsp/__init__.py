@@ -10,9 +10,9 @@ invariant by carrying them from one block to the next.
 * :mod:`engine.dsp.dynamics` - numba gain computers (compressor, gate /
   expander, transient shaper, relative-level de-esser).
 * :mod:`engine.dsp.harmonics` - envelope-normalised Chebyshev harmonic generator.
-* :mod:`engine.dsp.stft` - :class:`StreamingSTFTProcessor`, a chunk-size
-  invariant STFT -> spectral processing -> overlap-add framework.
+* :mod:`engine.dsp.stft` - :class:`StreamingSTFTStage`, the one chunk-size
+  invariant STFT -> spectral processing -> overlap-add framework every
+  spectral stage is built on.
 * :mod:`engine.dsp.noise_floor` - per-bin noise-floor tracking, running median
   across bins and spectral-gate kernels.
-* :mod:`engine.dsp.signals` - deterministic test / benchmark signals.
 """

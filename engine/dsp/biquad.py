@@ -18,6 +18,7 @@ import math
 import numpy as np
 from scipy import signal
 
+from ..audio import gain_to_db
 from ..errors import SettingsError
 
 #: kinds understood by :func:`design_band`
@@ -157,7 +158,7 @@ def sos_gain_db(sos: np.ndarray, freqs_hz: np.ndarray | float, sample_rate: floa
     if sos.shape[0] == 0:
         return np.zeros_like(freqs)
     _, h = signal.sosfreqz(sos, worN=freqs, fs=float(sample_rate))
-    return 20.0 * np.log10(np.maximum(np.abs(h), 1e-300))
+    return gain_to_db(h, floor=1e-300)
 
 
 class SosFilter:

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .envelope import amp_to_db, follow
+from .envelope import amp_to_db, db_to_gain_kernel, follow
 
 
 @njit(cache=True)
@@ -54,7 +54,7 @@ def compressor_gain(level, threshold_db, ratio, knee_db, attack, release, makeup
         target = -static_compression_db(amp_to_db(level[i]), threshold_db, ratio, knee_db)
         gr = follow(target, gr, attack, release)
         g_db = makeup_db - gr
-        out[i] = 1.0 if g_db == 0.0 else 10.0 ** (g_db / 20.0)
+        out[i] = 1.0 if g_db == 0.0 else db_to_gain_kernel(g_db)
     state[0] = gr
     return out
 
@@ -119,7 +119,7 @@ def gate_gain(level, threshold_db, relative_db, use_relative, peak_decay_db, hys
             g = attack * g + (1.0 - attack) * target
         else:
             g = release * g + (1.0 - release) * target
-        out[i] = 1.0 if g == 0.0 else 10.0 ** (g / 20.0)
+        out[i] = 1.0 if g == 0.0 else db_to_gain_kernel(g)
     state[0] = g
     state[1] = 1.0 if is_open else 0.0
     state[2] = hold
@@ -163,7 +163,7 @@ def transient_gain(level, attack_db, sustain_db, detector_release, fast_attack, 
         a = min(max(amp_to_db(e_fa) - amp_to_db(e_sa), 0.0) / reference_db, 1.0)
         s = min(max(amp_to_db(e_sr) - amp_to_db(e_fr), 0.0) / reference_db, 1.0)
         g_db = attack_db * a + sustain_db * s
-        out[i] = 1.0 if g_db == 0.0 else 10.0 ** (g_db / 20.0)
+        out[i] = 1.0 if g_db == 0.0 else db_to_gain_kernel(g_db)
     state[0] = det
     state[1] = e_fa
     state[2] = e_sa
@@ -193,7 +193,7 @@ def deesser_gain(full_level, band_level, threshold_db, relative_db, ratio, depth
         e_band = follow(band_level[i], e_band, attack, release)
         thr = max(threshold_db, amp_to_db(e_full) + relative_db)
         gr = min(max(amp_to_db(e_band) - thr, 0.0) * slope, depth_db)
-        out[i] = 1.0 if gr == 0.0 else 10.0 ** (-gr / 20.0)
+        out[i] = 1.0 if gr == 0.0 else db_to_gain_kernel(-gr)
     state[0] = e_full
     state[1] = e_band
     return out

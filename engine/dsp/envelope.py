@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..audio import db_to_gain
+
 #: level floor of the dB conversions in the kernels (linear amplitude, -200 dBFS)
 LEVEL_FLOOR = 1e-10
 
@@ -42,27 +44,13 @@ def follow(level: float, env: float, attack: float, release: float) -> float:
     return release * env + (1.0 - release) * level
 
 
+#: :func:`engine.audio.db_to_gain` compiled for the numba kernels
+db_to_gain_kernel = njit(cache=True)(db_to_gain)
+
+
 @njit(cache=True)
 def amp_to_db(x: float) -> float:
     """Linear amplitude to dB, floored at :data:`LEVEL_FLOOR` (-200 dB)."""
     if x < 1e-10:
         return -200.0
     return 20.0 * math.log10(x)
-
-
-@njit(cache=True)
-def peak_follower(level, attack, release, state):
-    """Branching attack/release envelope of ``level`` (``(samples,)``, >= 0).
-
-    ``attack``/``release`` are one-pole coefficients (:func:`time_constant_coeff`);
-    ``state[0]`` holds the envelope and is updated in place.  Returns the
-    envelope per sample, float64 ``(samples,)``, linear amplitude.
-    """
-    n = level.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    env = state[0]
-    for i in range(n):
-        env = follow(level[i], env, attack, release)
-        out[i] = env
-    state[0] = env
-    return out

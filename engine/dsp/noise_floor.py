@@ -22,6 +22,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .envelope import db_to_gain_kernel
+
 
 @njit(cache=True)
 def recursive_smooth(power, alpha, active, state, initialised):
@@ -169,5 +171,5 @@ def spectral_gate_gains(smoothed, noise, reduction_db, threshold_lo_db, threshol
             else:
                 prev = release * prev + (1.0 - release) * g
             state[k] = prev
-            out[f, k] = 1.0 if prev == 0.0 else 10.0 ** (prev / 20.0)
+            out[f, k] = 1.0 if prev == 0.0 else db_to_gain_kernel(prev)
     return out

@@ -1,14 +1,21 @@
-"""A chunk-size invariant streaming STFT framework (analysis -> spectra -> OLA).
+"""The one chunk-size invariant streaming STFT framework (analysis -> spectra -> OLA).
 
-:class:`StreamingSTFTProcessor` is a :class:`~engine.stage.Stage` that cuts
-its input stream into frames of ``frame_length`` samples at a fixed ``hop``
-**on absolute sample positions**: frame ``k`` (k = 1, 2, ...) covers input
-samples ``[k*hop - frame_length, k*hop)``, the samples before the stream start
-being zeros.  Each frame is windowed with a periodic sqrt-Hann window,
-transformed (``numpy.fft.rfft``, float64), handed to :meth:`process_frames`
+Every spectral stage (noise reduction, de-reverberation, high-band extension)
+is a :class:`StreamingSTFTStage`.  The stage cuts the signal it analyses into
+frames of ``frame_length`` samples at a fixed ``hop`` **on absolute sample
+positions**: frame ``k`` (k = 1, 2, ...) covers input samples
+``[k*hop - frame_length, k*hop)``, the samples before the stream start being
+zeros.  Each frame is windowed with a periodic sqrt-Hann window, transformed
+(``numpy.fft.rfft``, float64), handed to :meth:`~StreamingSTFTStage.process_frames`
 (the subclass's spectral processing, in time order, with its own carried
 state), transformed back, windowed again with the COLA-normalised sqrt-Hann
 synthesis window and overlap-added.
+
+Array layout: spectra are complex128 ``(frames, channels, bins)`` with
+``bins = frame_length // 2 + 1`` (one spectrum per frame, frames in time
+order); ``frame_ends`` ``(frames,)`` int64 gives each frame's absolute end
+position in samples (frames ending before ``frame_length`` include the zeros
+before the stream start).
 
 Because the frames depend only on absolute positions, the same frames are
 computed - and the same state updates happen in the same order - however the
@@ -16,15 +23,26 @@ input is cut into blocks, so the output is chunk-size invariant.
 
 Latency: an output sample is final once the last frame covering it has been
 computed; the first sample of a hop needs ``frame_length - 1`` more input
-samples, so the stage reports ``latency = frame_length - 1`` samples.  With an
-identity :meth:`process_frames` the stage reconstructs its input delayed by
-exactly that many samples (to float64 round-off, then float32).
+samples, so the stage reports ``latency = frame_length - 1`` samples; the
+first ``latency`` output samples (the warm-up) are silence.  With an identity
+:meth:`~StreamingSTFTStage.process_frames` the stage reconstructs its input
+delayed by exactly that many samples (to float64 round-off, then float32).
+
+Two options for the restoration stages:
+
+* ``add_to_dry = True``: the returned spectra are a *correction* added to the
+  (delayed, untouched) input, so "amount 0" / "wet 0" is bit-exactly
+  transparent.
+* ``analysis_channels`` > ``channels`` with :meth:`~StreamingSTFTStage.analysis_input`:
+  the STFT sees extra side-chain channels (e.g. an exciter signal) next to the
+  block; :meth:`~StreamingSTFTStage.process_frames` still returns ``channels``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..audio import CHANNELS, SAMPLE_RATE
+from ..errors import SettingsError
 from ..stage import Stage
 
 #: frames transformed per batch (bounds the memory of one call on a long block)
@@ -36,44 +54,49 @@ def sqrt_hann_pair(frame_length: int, hop: int) -> tuple[np.ndarray, np.ndarray]
 
     Analysis: periodic sqrt-Hann.  Synthesis: the same divided by the constant
     overlap sum of ``analysis * synthesis`` at ``hop`` (COLA normalisation), so
-    unmodified spectra reconstruct the input exactly.  Needs
-    ``frame_length / hop`` to be an integer >= 2.
+    unmodified spectra reconstruct the input exactly.  Raises
+    :class:`~engine.errors.SettingsError` unless ``frame_length / hop`` is an
+    integer >= 2.
     """
     n, h = int(frame_length), int(hop)
     if h < 1 or n % h != 0 or n // h < 2:
-        raise ValueError(f"frame_length ({n}) must be a multiple (>= 2x) of hop ({h})")
+        raise SettingsError(f"STFT frame_length ({n}) must be a multiple (>= 2x) of hop ({h})")
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
     analysis = np.sqrt(hann)
     overlap_sum = hann.reshape(n // h, h).sum(axis=0)
     if not np.allclose(overlap_sum, overlap_sum[0], rtol=1e-12, atol=0.0):  # pragma: no cover - maths guard
-        raise ValueError("sqrt-Hann windows are not COLA at this hop")
+        raise SettingsError("sqrt-Hann windows are not COLA at this hop")
     return analysis, analysis / overlap_sum[0]
 
 
-class StreamingSTFTProcessor(Stage):
-    """Base class of spectral streaming stages.
+class StreamingSTFTStage(Stage):
+    """Base class of every spectral streaming stage (itself the identity STFT).
 
     Parameters: ``frame_length`` and ``hop`` in samples (``frame_length`` a
-    multiple of ``hop``, >= 2 hops), ``channels``, ``sample_rate`` in Hz.
+    multiple of ``hop``, >= 2 hops), ``channels`` of the blocks,
+    ``sample_rate`` in Hz, ``analysis_channels`` the channels the STFT sees
+    (default ``channels``; more when :meth:`analysis_input` adds side-chains).
 
-    Subclasses override :meth:`process_frames` (and
-    :meth:`reset_spectral_state` for their own state).  Spectra passed to it
-    are complex128 ``(frames, channels, bins)`` with ``bins = frame_length//2+1``;
-    ``frame_ends`` gives each frame's absolute end position in samples (frames
-    ending at or before ``frame_length`` include the zeros before the stream).
+    Subclasses override :meth:`process_frames` and, for their own frame state,
+    :meth:`reset_spectral_state`: they call it at the end of their
+    ``__init__`` (the base constructor only sets up the buffers) and
+    :meth:`reset` calls it again.  Latency: ``frame_length - 1`` samples.
     """
 
     name = "stft"
+    #: the processed spectra are a correction added to the delayed input
+    add_to_dry: bool = False
 
     def __init__(self, frame_length: int = 2048, hop: int = 512, channels: int = CHANNELS,
-                 sample_rate: int = SAMPLE_RATE):
+                 sample_rate: int = SAMPLE_RATE, analysis_channels: int | None = None):
         self.frame_length = int(frame_length)
         self.hop = int(hop)
         self.channels = int(channels)
+        self.analysis_channels = self.channels if analysis_channels is None else int(analysis_channels)
         self.sample_rate = int(sample_rate)
         self.analysis_window, self.synthesis_window = sqrt_hann_pair(self.frame_length, self.hop)
         self.latency = self.frame_length - 1
-        self.reset()
+        self._reset_buffers()
 
     # -- geometry -------------------------------------------------------------
     @property
@@ -86,31 +109,53 @@ class StreamingSTFTProcessor(Stage):
         """Frequency spacing of the bins in Hz."""
         return self.sample_rate / self.frame_length
 
-    @property
-    def frame_rate(self) -> float:
-        """Frames per second."""
-        return self.sample_rate / self.hop
-
     # -- state ------------------------------------------------------------------
     def reset(self) -> None:
+        """Forget all state: buffers, then the subclass's frame state."""
+        self._reset_buffers()
+        self.reset_spectral_state()
+
+    def _reset_buffers(self) -> None:
         c, n = self.channels, self.frame_length
-        self._history = np.zeros((c, n), dtype=np.float64)  # input samples [count - n, count)
+        self._history = np.zeros((self.analysis_channels, n), dtype=np.float64)  # input [count - n, count)
         self._accumulator = np.zeros((c, n), dtype=np.float64)  # OLA sums of the next frame span
         self._pending = np.zeros((c, self.latency), dtype=np.float64)  # final, not yet returned
+        self._dry = np.zeros((c, self.latency), dtype=np.float32)  # delayed input (add_to_dry)
         self._count = 0  # input samples received
-        self.reset_spectral_state()
 
     def reset_spectral_state(self) -> None:
         """Subclass hook: forget the spectral processing state."""
 
+    # -- subclass hooks -----------------------------------------------------------
+    def analysis_input(self, block: np.ndarray) -> np.ndarray:
+        """Hook: the ``(analysis_channels, n)`` signal the STFT sees (default: the block)."""
+        return block
+
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
-        """Subclass hook: process ``(frames, channels, bins)`` spectra in time order."""
+        """Hook: ``(frames, analysis_channels, bins)`` spectra in time order ->
+        ``(frames, channels, bins)`` (default: identity)."""
         return spectra
 
     # -- streaming ----------------------------------------------------------------
     def _process(self, block: np.ndarray) -> np.ndarray:
-        n = block.shape[1]
-        joined = np.concatenate([self._history, block.astype(np.float64)], axis=1)  # [count - N, count + n)
+        x = np.asarray(block, dtype=np.float32)
+        wet = self._transform(self.analysis_input(x))
+        if not self.add_to_dry:
+            return wet.astype(np.float32)
+        return (self._delayed_dry(x) + wet).astype(np.float32)
+
+    def _delayed_dry(self, x: np.ndarray) -> np.ndarray:
+        """The block's input delayed by ``latency`` samples (float32)."""
+        n = x.shape[1]
+        joined = np.concatenate([self._dry, x], axis=1)
+        self._dry = joined[:, n:]
+        return joined[:, :n]
+
+    def _transform(self, signal: np.ndarray) -> np.ndarray:
+        """STFT -> :meth:`process_frames` -> OLA of ``(analysis_channels, n)``;
+        returns the ``(channels, n)`` float64 output, delayed by ``latency``."""
+        n = signal.shape[1]
+        joined = np.concatenate([self._history, signal.astype(np.float64)], axis=1)  # [count - N, count + n)
         first = self._count // self.hop + 1
         last = (self._count + n) // self.hop
         finished = [self._pending]
@@ -121,7 +166,7 @@ class StreamingSTFTProcessor(Stage):
         self._count += n
         pending = np.concatenate(finished, axis=1) if len(finished) > 1 else self._pending
         self._pending = pending[:, n:]
-        return pending[:, :n].astype(np.float32)
+        return pending[:, :n]
 
     def _frames(self, joined: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
         """Analyse, process and overlap-add the frames ending at ``ends``."""

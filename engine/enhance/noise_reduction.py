@@ -6,7 +6,7 @@ attenuate the bins that do not rise clearly above it, with a soft mask
 smoothed over time and frequency.  noisereduce itself works on whole arrays
 (a centred STFT of the full signal and a non-causal mask smoothing filter), so
 it cannot run on a stream block by block; this stage re-implements the method
-causally on :class:`engine.dsp.stft.StreamingSTFTProcessor`:
+causally on :class:`engine.dsp.stft.StreamingSTFTStage`:
 
 1. Power per bin, averaged over channels (one mask for all channels keeps the
    stereo image), smoothed over frames (``smoothing_ms``).
@@ -45,7 +45,7 @@ import numpy as np
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..dsp.envelope import time_constant_coeff
 from ..dsp.noise_floor import recursive_smooth, running_median, spectral_gate_gains, track_minimum
-from ..dsp.stft import StreamingSTFTProcessor
+from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
 
 #: bias corrections (dB) from the trackers' statistics to the mean noise power,
@@ -55,7 +55,7 @@ MINIMUM_TRACKER_BIAS_DB = 3.0
 SPECTRAL_MEDIAN_BIAS_DB = 0.3
 
 
-class SpectralNoiseReducer(StreamingSTFTProcessor):
+class SpectralNoiseReducer(StreamingSTFTStage):
     """Streaming non-stationary spectral gate on ``(channels, samples)`` blocks.
 
     Parameters (units):
@@ -112,6 +112,7 @@ class SpectralNoiseReducer(StreamingSTFTProcessor):
         self._silence_power = 10.0 ** (self.silence_dbfs / 10.0)
         self._tracker_bias = 10.0 ** (MINIMUM_TRACKER_BIAS_DB / 10.0)
         self._median_bias = 10.0 ** (SPECTRAL_MEDIAN_BIAS_DB / 10.0)
+        self.reset_spectral_state()
 
     def reset_spectral_state(self) -> None:
         k = self.bins

@@ -10,19 +10,26 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from ..stage import Stage
 
-class StreamResampler:
+
+class StreamResampler(Stage):
     """Resample ``(channels, samples)`` float32 blocks from ``in_rate`` to ``out_rate`` Hz.
 
-    ``process(block)`` returns whatever output is ready (``(channels, m)``,
-    ``m`` may be 0 at first: libsoxr holds back its filter delay);
-    ``flush()`` ends the stream and returns the rest.  After ``flush`` the
-    resampler is reset, ready for a new stream.  When the rates are equal it
-    copies blocks through unchanged.
+    A re-timing :class:`~engine.stage.Stage` (latency 0: libsoxr compensates
+    its filter delay): ``process(block)`` returns whatever output is ready
+    (``(channels, m)``, ``m`` may be 0 at first: libsoxr holds back its filter
+    delay); ``flush()`` ends the stream and returns the rest
+    (:meth:`output_length` samples in all).  After ``flush`` the resampler is
+    reset, ready for a new stream.  When the rates are equal it copies blocks
+    through unchanged.
 
     ``quality`` is a libsoxr recipe: ``"HQ"`` (20-bit, default) or ``"VHQ"``
     (28-bit, for 24-bit exports).
     """
+
+    name = "resampler"
+    latency = 0
 
     def __init__(self, in_rate: int, out_rate: int, channels: int, quality: str = "HQ"):
         if in_rate <= 0 or out_rate <= 0:
@@ -37,9 +44,9 @@ class StreamResampler:
         self._stream = None if self.is_identity else soxr.ResampleStream(
             self.in_rate, self.out_rate, self.channels, dtype="float32", quality=quality)
 
-    def expected_length(self, n_in: int) -> int:
-        """Output samples for a whole stream of ``n_in`` input samples."""
-        return int(round(n_in * self.out_rate / self.in_rate))
+    def output_length(self, n: int) -> int:
+        """Output samples for a whole stream of ``n`` input samples."""
+        return int(round(n * self.out_rate / self.in_rate))
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Consume ``(channels, n)``; return the ``(channels, m)`` output now available."""

@@ -11,16 +11,6 @@ import math
 import numpy as np
 
 
-def db(x: float) -> float:
-    """Linear amplitude to dB (``-inf`` for 0)."""
-    return 20.0 * math.log10(x) if x > 0 else float("-inf")
-
-
-def lin(gain_db: float) -> float:
-    """dB to linear amplitude (``-inf`` dB -> 0)."""
-    return 0.0 if gain_db == float("-inf") else 10.0 ** (gain_db / 20.0)
-
-
 def grid_segments(samples_done: int, n: int, hop: int):
     """Cut ``n`` samples starting at absolute position ``samples_done`` at hop edges.
 

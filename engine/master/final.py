@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, check_finite
+from ..audio import SAMPLE_RATE, check_finite, db_to_gain
 from ..errors import InputError, SettingsError
 from ..stage import LatencyAligned
 from .config import CEILING_DBTP, TARGET_LUFS
@@ -106,7 +106,7 @@ class _Pass:
     """One streaming pass of gain + limiter with meters on the output."""
 
     def __init__(self, cfg: FinalMasterConfig, channels: int, gain_db: float, true_peak: bool = True):
-        self.gain = np.float32(10.0 ** (gain_db / 20.0))
+        self.gain = np.float32(db_to_gain(gain_db))
         self.limiter = TruePeakLimiter(cfg.ceiling_dbtp, cfg.lookahead_ms, cfg.release_ms,
                                        sample_rate=cfg.sample_rate, channels=channels)
         self.aligned = LatencyAligned(self.limiter)
@@ -126,9 +126,9 @@ class _Pass:
 
     def _measure(self, y: np.ndarray) -> None:
         if y.shape[1]:
-            self.meter.process(y)
+            self.meter.update(y)
             if self.peak is not None:
-                self.peak.process(y)
+                self.peak.update(y)
             self.samples += y.shape[1]
 
 
@@ -222,8 +222,8 @@ def final_master(read_blocks: Callable[[], Iterable[np.ndarray]], write_block: C
         elif b.shape[0] != channels:
             raise InputError(f"stored mix changes channel count mid-stream ({channels} -> {b.shape[0]})")
         check_finite(b, "stored mix")
-        meter.process(b)
-        peak.process(b)
+        meter.update(b)
+        peak.update(b)
         total += b.shape[1]
     report: dict[str, Any] = {
         "target_lufs": cfg.target_lufs, "ceiling_dbtp": cfg.ceiling_dbtp, "samples": total,

@@ -48,7 +48,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..audio import CHANNELS, SAMPLE_RATE
+from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain, gain_to_db
 from ..errors import SettingsError
 from ..stage import Stage
 from .loudness import interpolation_delay, polyphase_taps, push_oversampled_peak
@@ -213,7 +213,7 @@ class TruePeakLimiter(Stage):
         self.margin_db = float(margin_db)
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self.ceiling = 10.0 ** (self.ceiling_dbtp / 20.0)
+        self.ceiling = db_to_gain(self.ceiling_dbtp)
 
         taps = polyphase_taps(self.oversample)
         li = interpolation_delay(self.oversample)  # 10 samples
@@ -227,11 +227,11 @@ class TruePeakLimiter(Stage):
             min_ms = (lat2 + li + span + 7) * 1000.0 / self.sample_rate
             raise SettingsError(f"limiter look-ahead must be at least {min_ms:.2f} ms, got {lookahead_ms}")
         alpha = math.exp(-1.0 / (self.release_ms * 1e-3 * self.sample_rate))
-        target = self.ceiling * 10.0 ** (-self.margin_db / 20.0)
+        target = self.ceiling * db_to_gain(-self.margin_db)
         self._main = _GainStage(self.channels, taps, target, a1 + 2 * span, a1, alpha, li + a1 - 1 + span)
         # the safety stage aims 0.001 dB under the ceiling (so float32 rounding
         # cannot cross it) and releases as soon as its hold ends
-        safety_target = min(target, self.ceiling * 10.0 ** (-0.001 / 20.0))
+        safety_target = min(target, self.ceiling * db_to_gain(-0.001))
         self._safety = _GainStage(self.channels, taps, safety_target, a2 + 2 * span, a2, 0.0, lat2)
         self.attack_samples = a1
         assert self._main.D + self._safety.D == self.latency
@@ -244,7 +244,7 @@ class TruePeakLimiter(Stage):
     def max_reduction_db(self) -> float:
         """Deepest gain reduction applied so far, dB (0 when never limiting)."""
         g = float(self._main.gmin[0]) * float(self._safety.gmin[0])
-        return 20.0 * math.log10(max(g, 1e-12))
+        return gain_to_db(g, floor=1e-12)
 
     def _process(self, block: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(block, dtype=np.float32)

@@ -28,6 +28,8 @@ import numpy as np
 from numba import njit
 from scipy import signal as _sig
 
+from ..audio import db_to_gain, gain_to_db
+
 #: Loudness of digital silence (no gating block above the absolute gate), LUFS.
 SILENCE_LUFS = float("-inf")
 #: Absolute gate of BS.1770-4, LUFS.
@@ -57,7 +59,7 @@ def k_weighting_sos(sample_rate: float) -> np.ndarray:
     fs = float(sample_rate)
     f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
     k = math.tan(math.pi * f0 / fs)
-    vh = 10.0 ** (gain_db / 20.0)
+    vh = db_to_gain(gain_db)
     vb = vh ** 0.4996667741545416
     a0 = 1.0 + k / q + k * k
     shelf = [(vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
@@ -224,7 +226,8 @@ class StreamingLoudnessMeter:
     sample_rate : Hz.
     channels : channel count of the blocks ``(channels, n)`` it is fed.
 
-    ``process(block)`` consumes float32 ``(channels, n)`` audio; then
+    A sink (:mod:`engine.stage`): ``update(block)`` consumes float32
+    ``(channels, n)`` audio; then
 
     * :meth:`integrated_lufs` - gated integrated loudness so far (LUFS),
       :data:`SILENCE_LUFS` (``-inf``) when no 400 ms block passes -70 LUFS;
@@ -272,7 +275,7 @@ class StreamingLoudnessMeter:
         """Seconds of audio consumed."""
         return self._hops.samples / self.sample_rate
 
-    def process(self, block: np.ndarray) -> None:
+    def update(self, block: np.ndarray) -> None:
         """Consume ``block`` float32 ``(channels, n)``."""
         energies = self._hops.process(block)
         if energies.size == 0:
@@ -383,8 +386,8 @@ class RunningLoudness:
     def hops_completed(self) -> int:
         return self._hops.hops
 
-    def process(self, block: np.ndarray) -> int:
-        """Consume ``(channels, n)``; return the number of hops completed."""
+    def update(self, block: np.ndarray) -> None:
+        """Consume ``(channels, n)`` (a sink, :mod:`engine.stage`)."""
         energies = self._hops.process(block)
         first = self._hops.hops - energies.size
         gate = lufs_to_energy(ABSOLUTE_GATE_LUFS)
@@ -401,7 +404,6 @@ class RunningLoudness:
             self.accepted += 1
             w = max(1.0 / self.accepted, self._w_tau)
             self._est += w * (ms - self._est)
-        return int(energies.size)
 
     @property
     def lufs(self) -> float:
@@ -460,7 +462,7 @@ def true_peak_dbtp(x: np.ndarray, oversample: int = 4) -> float:
         peak = float(np.max(np.abs(y)))
     else:
         peak = float(np.max(np.abs(x)))
-    return 20.0 * math.log10(peak) if peak > 0 else float("-inf")
+    return gain_to_db(peak)
 
 
 @njit(cache=True, inline="always")
@@ -512,7 +514,8 @@ def _tp_push(x, taps, buf, pos, out):  # pragma: no cover - numba
 class TruePeakMeter:
     """Streaming true-peak meter (4x polyphase oversampling), ``.max_dbtp``.
 
-    Feed float32 ``(channels, n)`` blocks to :meth:`process`; :attr:`max_dbtp`
+    A sink (:mod:`engine.stage`): feed float32 ``(channels, n)`` blocks to
+    :meth:`update`; :attr:`max_dbtp`
     is the true peak so far in dBTP, as if the stream ended now followed by
     silence (the interpolator's tail is included without disturbing the
     state).  Agrees with :func:`true_peak_dbtp` on the whole signal.
@@ -530,8 +533,8 @@ class TruePeakMeter:
         self._pos = np.zeros(1, dtype=np.int64)
         self._max = 0.0
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Consume ``block`` ``(channels, n)``; return per-sample peaks (linear, float64 ``(n,)``)."""
+    def update(self, block: np.ndarray) -> None:
+        """Consume ``block`` ``(channels, n)``."""
         x = np.ascontiguousarray(block, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] != self.channels:
             raise ValueError(f"expected a ({self.channels}, n) block, got shape {x.shape}")
@@ -539,7 +542,6 @@ class TruePeakMeter:
         if x.shape[1]:
             _tp_push(x, self._taps, self._buf, self._pos, out)
             self._max = max(self._max, float(out.max()))
-        return out
 
     @property
     def max_linear(self) -> float:
@@ -553,7 +555,7 @@ class TruePeakMeter:
     def max_dbtp(self) -> float:
         """True peak so far, dBTP (``-inf`` for silence)."""
         m = self.max_linear
-        return 20.0 * math.log10(m) if m > 0 else float("-inf")
+        return gain_to_db(m)
 
 
 def integrated_lufs(x: np.ndarray, sample_rate: int = 44100) -> float:
@@ -562,7 +564,7 @@ def integrated_lufs(x: np.ndarray, sample_rate: int = 44100) -> float:
     if x.ndim == 1:
         x = x[None, :]
     m = StreamingLoudnessMeter(sample_rate, x.shape[0])
-    m.process(x)
+    m.update(x)
     return m.integrated_lufs()
 
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..audio import CHANNELS, SAMPLE_RATE
+from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain
 from ..errors import SettingsError
 from ..stage import Stage
-from ._ride import grid_segments, lin, ramp, smooth_step
+from ._ride import grid_segments, ramp, smooth_step
 from .config import CEILING_DBTP, TARGET_LUFS
 from .limiter import TruePeakLimiter
 from .loudness import StreamingLoudnessMeter
@@ -76,7 +76,7 @@ class PreviewMaster(Stage):
         self.meter = StreamingLoudnessMeter(self.sample_rate, self.channels)
         self.limiter.reset()
         self.gain_db = self.initial_gain_db  # gain reached at the end of the current hop
-        self._g_prev = self._g_next = lin(self.gain_db)
+        self._g_prev = self._g_next = db_to_gain(self.gain_db)
         self.samples = 0
 
     @property
@@ -91,7 +91,7 @@ class PreviewMaster(Stage):
         if loud != float("-inf"):
             wanted = min(self.max_gain_db, max(self.min_gain_db, self.target_lufs - loud))
         self.gain_db = smooth_step(self.gain_db, wanted, self.hop_s, self.smoothing_s, self.max_rate_db_per_s)
-        self._g_prev, self._g_next = self._g_next, lin(self.gain_db)
+        self._g_prev, self._g_next = self._g_next, db_to_gain(self.gain_db)
 
     def _process(self, block: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(block, dtype=np.float32)
@@ -100,7 +100,7 @@ class PreviewMaster(Stage):
         y = np.empty_like(x)
         for a, b, off, ends in grid_segments(self.samples, x.shape[1], self.hop):
             y[:, a:b] = x[:, a:b] * ramp(self._g_prev, self._g_next, off, b - a, self.hop)
-            self.meter.process(x[:, a:b])
+            self.meter.update(x[:, a:b])
             if ends:
                 self._grid_update()
         self.samples += x.shape[1]

@@ -4,23 +4,18 @@ Every stage here is an in-order :class:`engine.stage.Stage`: float32
 ``(channels, samples)`` blocks, state carried across blocks, chunk-size
 invariant, latency reported.
 
-* :mod:`.bandwidth`: :func:`detect_band_limits`, :class:`BandLimitDetector`,
-  :class:`HighBandExtender`, :func:`extender_for`.
+* :mod:`.bandwidth`: :class:`HighBandExtender`, :func:`extender_for`.
 * :mod:`.subbass`: :class:`SubBassSynth` (octave-down sub-bass).
 * :mod:`.dereverb`: :class:`SpectralReverbSuppressor`, :class:`OnlineWPE`.
-* :mod:`.rt60`: :func:`estimate_rt60`, :class:`RT60Estimator`.
-* :mod:`.stft`: :class:`StreamingSTFT`, :class:`StreamingSTFTStage` (the
-  chunk-size invariant streaming STFT the spectral stages are built on).
+
+The spectral stages are built on :class:`engine.dsp.stft.StreamingSTFTStage`;
+the estimators they share with the analysis (band limits, RT60) live in
+:mod:`engine.estimators`.
 """
-from .bandwidth import (BandLimitDetector, HighBandExtender, band_limits_from_psd, detect_band_limits,
-                        extender_for)
+from .bandwidth import HighBandExtender, extender_for
 from .dereverb import OnlineWPE, SpectralReverbSuppressor
-from .rt60 import RT60Estimator, estimate_rt60
-from .stft import StreamingSTFT, StreamingSTFTStage
 from .subbass import SubBassSynth
 
 __all__ = [
-    "BandLimitDetector", "HighBandExtender", "band_limits_from_psd", "detect_band_limits", "extender_for",
-    "OnlineWPE", "SpectralReverbSuppressor", "RT60Estimator", "estimate_rt60",
-    "StreamingSTFT", "StreamingSTFTStage", "SubBassSynth",
+    "HighBandExtender", "extender_for", "OnlineWPE", "SpectralReverbSuppressor", "SubBassSynth",
 ]

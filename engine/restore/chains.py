@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from ..stage import Chain, Stage
+from .bandwidth import HighBandExtender
 from .config import RestoreConfig
+from .dereverb import OnlineWPE, SpectralReverbSuppressor
+from .subbass import SubBassSynth
 
 #: stems whose missing high band is regenerated
 HIGH_BAND_STEMS = ("vocals", "drums", "other")
@@ -13,10 +16,6 @@ def build_restore_chain(stem: str, cfg: RestoreConfig, band_limits_hz: tuple[flo
 
     ``band_limits_hz`` is the detected ``(low, high)`` band of the recording.
     """
-    from .bandwidth import HighBandExtender
-    from .dereverb import OnlineWPE, SpectralReverbSuppressor
-    from .subbass import SubBassSynth
-
     low_hz, high_hz = band_limits_hz
     stages: list[Stage] = []
     if cfg.dereverb == "spectral" and stem != "bass":

@@ -9,7 +9,7 @@
   ``max(1 - over * late / power, floor)`` on a 40 ms-smoothed power spectrum,
   smoothed over 3 bins of frequency (optional release smoothing in time), is
   applied with a dry/wet control.  RT60 is fixed or estimated online from the stream itself
-  (:class:`~engine.restore.rt60.RT60Estimator`).
+  (:class:`~engine.estimators.rt60.RT60Estimator`).
 * :class:`OnlineWPE`: online (recursive-least-squares) Weighted Prediction
   Error dereverberation, the algorithm of ``nara_wpe.wpe.online_wpe_step``
   (Yoshioka & Nakatani; Caroselli et al. 2017), multi-channel, per-frequency
@@ -20,8 +20,8 @@
   nara_wpe's example: a regularised start (``init_frames``) and no state
   update in digital silence (``power_floor``).
 
-Both are :class:`~engine.restore.stft.StreamingSTFTStage` s (latency
-``n_fft - 1`` samples) that add a correction to the untouched, delayed input:
+Both are :class:`~engine.dsp.stft.StreamingSTFTStage` s (latency
+``frame_length - 1`` samples) that add a correction to the untouched, delayed input:
 ``wet = 0`` is bit-exactly transparent.  Both are chunk-size invariant.
 
 Measured on synthetic rooms (exponential noise tails, RT60 1 s, DRR 0 dB):
@@ -43,10 +43,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..audio import CHANNELS, SAMPLE_RATE
+from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain
+from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
-from .rt60 import RT60Estimator
-from .stft import StreamingSTFTStage
+from ..estimators.rt60 import RT60Estimator
 
 
 def _check_wet(wet: float) -> float:
@@ -66,7 +66,7 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
     floor_db: lowest gain (dB), e.g. -15: limits musical noise and over-drying.
     over_subtraction: factor on the predicted late-reverb power.
     wet: 0..1 dry/wet (1 = fully processed).
-    n_fft, hop: STFT frame / hop (samples); latency ``n_fft - 1`` samples.
+    frame_length, hop: STFT frame / hop (samples); latency ``frame_length - 1`` samples.
 
     One gain per time-frequency bin is shared by all channels (the stereo image
     is kept).  Blocks are ``(channels, n)`` float32.
@@ -77,7 +77,7 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
 
     def __init__(self, rt60_s: float | None = 1.0, delay_ms: float = 50.0, floor_db: float = -15.0,
                  over_subtraction: float = 1.0, wet: float = 1.0, sample_rate: int = SAMPLE_RATE,
-                 channels: int = CHANNELS, n_fft: int = 1024, hop: int = 256,
+                 channels: int = CHANNELS, frame_length: int = 1024, hop: int = 256,
                  smoothing_ms: float = 40.0, release_ms: float = 0.0, default_rt60_s: float = 0.8):
         if rt60_s is not None and not (0.05 <= rt60_s <= 20.0):
             raise SettingsError(f"rt60_s must be in [0.05, 20] s or None, got {rt60_s}")
@@ -85,27 +85,26 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
             raise SettingsError(f"delay_ms must be in [5, 500], got {delay_ms}")
         if floor_db > 0.0:
             raise SettingsError(f"floor_db must be <= 0 dB, got {floor_db}")
-        super().__init__(n_fft, hop, channels)
-        self.sample_rate = int(sample_rate)
+        super().__init__(frame_length, hop, channels, sample_rate)
         self.rt60_s = rt60_s
         self.default_rt60_s = float(default_rt60_s)
         self.delay_frames = max(1, int(round(delay_ms * 1e-3 * self.sample_rate / self.hop)))
         self.delay_s = self.delay_frames * self.hop / self.sample_rate
-        self.floor = float(10.0 ** (floor_db / 20.0))
+        self.floor = float(db_to_gain(floor_db))
         self.over_subtraction = float(over_subtraction)
         self.wet = _check_wet(wet)
         frame_s = self.hop / self.sample_rate
         self._a_psd = float(np.exp(-frame_s / (smoothing_ms * 1e-3)))
         self._a_rel = float(np.exp(-frame_s / (release_ms * 1e-3))) if release_ms > 0 else 0.0
-        f = np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate)
+        f = np.fft.rfftfreq(self.frame_length, 1.0 / self.sample_rate)
         self._rt_band = (f >= 250.0) & (f <= 4000.0)
-        self.reset_state()
+        self.reset_spectral_state()
 
-    def reset_state(self) -> None:
-        self._psd = np.zeros(self.n_bins)
-        self._hist = np.zeros((self.delay_frames, self.n_bins))  # ring of past smoothed PSDs
+    def reset_spectral_state(self) -> None:
+        self._psd = np.zeros(self.bins)
+        self._hist = np.zeros((self.delay_frames, self.bins))  # ring of past smoothed PSDs
         self._pos = 0
-        self._gain = np.ones(self.n_bins)
+        self._gain = np.ones(self.bins)
         self._rt = RT60Estimator(frame_period_s=self.hop / self.sample_rate, sample_rate=self.sample_rate,
                                  smoothing_s=0.01) if self.rt60_s is None else None
 
@@ -116,14 +115,14 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
         est = self._rt.estimate()
         return self.default_rt60_s if est is None else est
 
-    def process_frames(self, spec: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(spec)
+    def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(spectra)
         if self.wet == 0.0:
             return out
-        p_all = (spec.real ** 2 + spec.imag ** 2).mean(axis=0)  # (F, T)
+        p_all = (spectra.real ** 2 + spectra.imag ** 2).mean(axis=1)  # (frames, bins)
         a, ar = self._a_psd, self._a_rel
-        for t in range(spec.shape[2]):
-            p = p_all[:, t]
+        for t in range(spectra.shape[0]):
+            p = p_all[t]
             if self._rt is not None:
                 self._rt.update_frame_energy(float(p[self._rt_band].sum()))
             rt60 = self.current_rt60()
@@ -137,7 +136,7 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
             g[1:-1] = 0.25 * g[:-2] + 0.5 * g[1:-1] + 0.25 * g[2:]
             # fast attack (gain may rise at once), smooth release
             self._gain = np.maximum(g, ar * self._gain + (1.0 - ar) * g)
-            out[:, :, t] = (self.wet * (self._gain - 1.0)) * spec[:, :, t]
+            out[t] = (self.wet * (self._gain - 1.0)) * spectra[t]
         return out
 
 
@@ -230,7 +229,7 @@ class OnlineWPE(StreamingSTFTStage):
         earlier reflections are kept.
     alpha: RLS forgetting factor per frame (0.999 ~ 23 s memory at hop 1024).
     wet: 0..1 dry/wet.
-    n_fft, hop: STFT (samples); latency ``n_fft - 1`` samples.
+    frame_length, hop: STFT (samples); latency ``frame_length - 1`` samples.
     max_hz: only bins up to this frequency are processed (the rest pass dry);
         saves time on phone recordings with nothing above ~8 kHz.
     backend: ``"numba"`` (compiled, same maths) or ``"nara_wpe"``.
@@ -250,7 +249,7 @@ class OnlineWPE(StreamingSTFTStage):
     add_to_dry = True
 
     def __init__(self, taps: int = 10, delay: int = 2, alpha: float = 0.999, wet: float = 1.0,
-                 sample_rate: int = SAMPLE_RATE, channels: int = CHANNELS, n_fft: int = 4096,
+                 sample_rate: int = SAMPLE_RATE, channels: int = CHANNELS, frame_length: int = 4096,
                  hop: int = 1024, max_hz: float | None = None, backend: str = "numba",
                  power_floor: float = 1e-14, init_frames: float = 50.0):
         if taps < 1 or delay < 1:
@@ -259,22 +258,21 @@ class OnlineWPE(StreamingSTFTStage):
             raise SettingsError(f"alpha must be in [0.9, 1), got {alpha}")
         if backend not in ("numba", "nara_wpe"):
             raise SettingsError(f"backend must be 'numba' or 'nara_wpe', got {backend!r}")
-        super().__init__(n_fft, hop, channels)
+        super().__init__(frame_length, hop, channels, sample_rate)
         self.taps, self.delay, self.alpha = int(taps), int(delay), float(alpha)
         self.wet = _check_wet(wet)
-        self.sample_rate = int(sample_rate)
         self.backend = backend
         self.power_floor = float(power_floor)
         if init_frames <= 0:
             raise SettingsError(f"init_frames must be > 0, got {init_frames}")
         self.init_frames = float(init_frames)
-        nb = self.n_bins
+        nb = self.bins
         if max_hz is not None:
-            nb = min(nb, int(np.ceil(max_hz * self.n_fft / self.sample_rate)) + 1)
+            nb = min(nb, int(np.ceil(max_hz * self.frame_length / self.sample_rate)) + 1)
         self.n_proc_bins = nb
-        self.reset_state()
+        self.reset_spectral_state()
 
-    def reset_state(self) -> None:
+    def reset_spectral_state(self) -> None:
         F, D, K = self.n_proc_bins, self.channels, self.taps * self.channels
         q0 = np.eye(K, dtype=np.complex128) / self.init_frames
         self._Q = np.ascontiguousarray(np.broadcast_to(q0, (F, K, K)))
@@ -282,21 +280,22 @@ class OnlineWPE(StreamingSTFTStage):
         self._buf = np.zeros((self.taps + self.delay + 1, F, D), dtype=np.complex128)
         self._head = 0
 
-    def process_frames(self, spec: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(spec)
+    def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(spectra)
         if self.wet == 0.0:
             return out
         F = self.n_proc_bins
-        Y = np.ascontiguousarray(spec[:, :F, :].transpose(2, 1, 0))  # (T, F, D)
+        Y = np.ascontiguousarray(spectra[:, :, :F].transpose(0, 2, 1))  # (T, F, D)
         if self.backend == "numba":
             Z, self._head = _wpe_frames(Y, self._buf, self._head, self._Q, self._G, self.alpha,
                                         self.taps, self.delay, self.power_floor)
         else:
             Z = self._nara_frames(Y)
-        out[:, :F, :] = self.wet * (Z - Y).transpose(2, 1, 0)
+        out[:, :, :F] = self.wet * (Z - Y).transpose(0, 2, 1)
         return out
 
     def _nara_frames(self, Y: np.ndarray) -> np.ndarray:
+        # late: nara_wpe is the optional reference backend, needed only with backend="nara_wpe"
         from nara_wpe.wpe import get_power_online, online_wpe_step
 
         L = self.taps + self.delay + 1

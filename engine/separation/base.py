@@ -96,10 +96,6 @@ class Separator(abc.ABC):
         return WindowGeometry(tuple(self.sources), int(self.segment_samples), float(self.overlap),
                               int(self.context_samples), float(self.transition_power))
 
-    def stem_dict(self, stems: np.ndarray) -> dict[str, np.ndarray]:
-        """Map a ``(S, channels, n)`` array in model order onto ``STEM_NAMES``."""
-        return to_stem_dict(self.sources, stems)
-
 
 def to_stem_dict(sources: Sequence[str], array: np.ndarray) -> dict[str, np.ndarray]:
     """Map model stems onto the engine's stems ``vocals, drums, bass, other``.

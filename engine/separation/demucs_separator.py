@@ -22,6 +22,11 @@ offsets.  Because a shifted window sees up to ``max_shift`` more samples, the
 window (chunk) is ``max_shift`` shorter than the model segment for
 transformer models (whose input length is fixed).  With ``shifts > 0`` the
 result is not comparable sample-for-sample with demucs (which is random).
+
+Imports: torch, demucs, yaml and huggingface_hub are imported inside the
+functions that use them: together they cost several
+seconds of start-up, and this module is imported by every process that can
+choose a separator (the weight-free DSP default needs none of them).
 """
 from __future__ import annotations
 

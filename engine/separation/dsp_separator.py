@@ -109,7 +109,7 @@ class DspSeparator(Separator):
 
     def separate_array(self, x: np.ndarray) -> np.ndarray:
         """Separate a whole ``(2, n)`` array at once: float32 ``(4, 2, n)``."""
-        import torch
+        import torch  # late: importing torch costs seconds; only separating needs it
 
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[1]
