@@ -7,7 +7,7 @@ source's rate, channel count or container.  Memory stays flat however long
 the recording: one block of source audio, one of output, and the resampler's
 filter state.
 
-Backends (:mod:`engine.io.sources`): libsndfile for WAV, FLAC, Ogg
+Backends (:mod:`engine.io.decoders`): libsndfile for WAV, FLAC, Ogg
 (Vorbis/Opus), MP3, AIFF...; FFmpeg via PyAV for m4a/AAC, video files with an
 audio track and anything else libsndfile cannot open.  Conversion: channels
 per :mod:`engine.io.channels` (mono duplicated; more than two channels
@@ -62,12 +62,12 @@ from .exceptions import AudioFileNotFoundError, AudioFileUnreadableError, EmptyF
 from .headers import ogg_is_complete, read_head, read_wav_header, sniff_container
 from .info import AudioInfo
 from .pcm import PcmPushDecoder
-from .sources import PyAVSource, SoundFileSource
+from .decoders import PyAVDecoder, SoundFileDecoder
 from .validation import validate_stream_format
 
 __all__ = ["AudioInfo", "AudioDecoder", "PcmPushDecoder", "probe", "open_audio"]
 
-Source = SoundFileSource | PyAVSource
+BackendDecoder = SoundFileDecoder | PyAVDecoder
 
 
 class AudioDecoder:
@@ -82,11 +82,11 @@ class AudioDecoder:
     estimate in seconds, or ``None``), ``block_size`` (samples), ``truncated``.
     """
 
-    def __init__(self, source: Source, block_seconds: float = 1.0):
+    def __init__(self, backend: BackendDecoder, block_seconds: float = 1.0):
         if not block_seconds > 0:
             raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
-        self._source = source
-        self.info: AudioInfo = source.info
+        self._backend = backend
+        self.info: AudioInfo = backend.info
         self.block_size = max(1, int(round(block_seconds * SAMPLE_RATE)))
         self._read_frames = max(1, int(round(block_seconds * self.info.sample_rate)))
         self.position = 0
@@ -104,15 +104,15 @@ class AudioDecoder:
     @property
     def truncated(self) -> bool:
         """True once a truncation was found (only without raising: ``allow_truncated``)."""
-        return self._source.truncated
+        return self._backend.truncated
 
     @property
     def truncation_message(self) -> str | None:
-        return self._source.truncation_message
+        return self._backend.truncation_message
 
     def _generate(self) -> Iterator[np.ndarray]:
         conv = self._converter
-        for native in self._source.blocks(self._read_frames):
+        for native in self._backend.blocks(self._read_frames):
             yield from conv.push(native)
         yield from conv.finish()
         if conv.consumed == 0:
@@ -135,7 +135,7 @@ class AudioDecoder:
         if not self.closed:
             self.closed = True
             self._blocks.close()
-            self._source.close()
+            self._backend.close()
 
     def __enter__(self) -> "AudioDecoder":
         return self
@@ -157,7 +157,7 @@ def open_audio(path: str | os.PathLike, block_seconds: float = 1.0, *,
     Raises the typed errors listed in the module docstring; problems visible
     in the headers are raised here, before any audio is decoded.
     """
-    return AudioDecoder(_open_source(path, allow_truncated), block_seconds)
+    return AudioDecoder(_open_backend(path, allow_truncated), block_seconds)
 
 
 def probe(path: str | os.PathLike, *, allow_truncated: bool = False) -> AudioInfo:
@@ -167,17 +167,17 @@ def probe(path: str | os.PathLike, *, allow_truncated: bool = False) -> AudioInf
     (missing, not audio, empty, unsupported rate/channels, truncation seen in
     the headers), so a job can fail before doing any work.
     """
-    source = _open_source(path, allow_truncated)
+    backend = _open_backend(path, allow_truncated)
     try:
-        return source.info
+        return backend.info
     finally:
-        source.close()
+        backend.close()
 
 
 # --------------------------------------------------------------------------- opening
 
 
-def _open_source(path: str | os.PathLike, allow_truncated: bool) -> Source:
+def _open_backend(path: str | os.PathLike, allow_truncated: bool) -> BackendDecoder:
     p = Path(path)
     name = p.name or str(p)
     try:
@@ -207,13 +207,13 @@ def _open_source(path: str | os.PathLike, allow_truncated: bool) -> Source:
     if cut_message and not allow_truncated:
         raise TruncatedAudioError(cut_message)
 
-    source = _try_soundfile(p, allow_truncated)
-    sf_said_empty = source == "empty"
-    if not isinstance(source, SoundFileSource):
-        source = _try_pyav(p, name, kind, sf_said_empty, allow_truncated)
+    backend = _try_soundfile(p, allow_truncated)
+    sf_said_empty = backend == "empty"
+    if not isinstance(backend, SoundFileDecoder):
+        backend = _try_pyav(p, name, kind, sf_said_empty, allow_truncated)
     if cut_message:
-        source.truncated, source.truncation_message = True, cut_message
-    return source
+        backend.truncated, backend.truncation_message = True, cut_message
+    return backend
 
 
 def _check_wav(p: Path, name: str) -> str | None:
@@ -235,8 +235,8 @@ def _check_wav(p: Path, name: str) -> str | None:
     return None
 
 
-def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileSource | str | None:
-    """A libsndfile source, ``"empty"`` if it opens with zero frames, ``None`` if it cannot."""
+def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileDecoder | str | None:
+    """A libsndfile decoder, ``"empty"`` if it opens with zero frames, ``None`` if it cannot."""
     try:
         handle = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
@@ -250,11 +250,11 @@ def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileSource | str | No
     except Exception:
         handle.close()
         raise
-    return SoundFileSource(p, handle, allow_truncated)
+    return SoundFileDecoder(p, handle, allow_truncated)
 
 
 def _try_pyav(p: Path, name: str, kind: str | None, sf_said_empty: bool,
-              allow_truncated: bool) -> PyAVSource:
+              allow_truncated: bool) -> PyAVDecoder:
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
@@ -273,11 +273,11 @@ def _try_pyav(p: Path, name: str, kind: str | None, sf_said_empty: bool,
             raise NotAudioError(
                 f"{name} contains no audio stream (format: {container.format.long_name}). "
                 "Choose a recording with sound.")
-        source = PyAVSource(p, container, allow_truncated)
-        validate_stream_format(source.info.sample_rate, source.info.channels, name)
-        if sf_said_empty and not source.info.frames:
+        decoder = PyAVDecoder(p, container, allow_truncated)
+        validate_stream_format(decoder.info.sample_rate, decoder.info.channels, name)
+        if sf_said_empty and not decoder.info.frames:
             raise EmptyAudioError(f"{name} contains no audio samples (zero-length recording).")
-        return source
+        return decoder
     except BaseException:
         container.close()
         raise

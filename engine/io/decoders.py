@@ -1,11 +1,12 @@
-"""Decoding backends: native-format blocks from a file, streamed.
+"""Decoding backends: native-format blocks from a file, streamed (the
+"decoders" behind :class:`engine.io.decode.AudioDecoder`).
 
 Two backends, same interface (``info``, ``blocks(frames)``, ``close()``,
 ``truncated``):
 
-* :class:`SoundFileSource` - libsndfile (WAV, FLAC, Ogg/Vorbis/Opus, MP3,
+* :class:`SoundFileDecoder` - libsndfile (WAV, FLAC, Ogg/Vorbis/Opus, MP3,
   AIFF, ...), read ``frames`` at a time with ``SoundFile.read``.
-* :class:`PyAVSource` - FFmpeg through PyAV for everything else (m4a/AAC,
+* :class:`PyAVDecoder` - FFmpeg through PyAV for everything else (m4a/AAC,
   video files with an audio track, WMA, ...), decoded packet by packet.
 
 Both yield float32 ``(source_channels, n)`` blocks at the source rate and hold
@@ -51,7 +52,7 @@ class _TruncationPolicy:
 _LOSSY_LENGTH_SLACK = 2 * 1152
 
 
-class SoundFileSource(_TruncationPolicy):
+class SoundFileDecoder(_TruncationPolicy):
     """A file libsndfile can open, read ``frames`` at a time (float32)."""
 
     def __init__(self, path: str | os.PathLike, handle: sf.SoundFile, allow_truncated: bool = False):
@@ -145,7 +146,7 @@ def frame_to_array(frame: av.AudioFrame, channels: int) -> np.ndarray:
     return (a.astype(np.float64) * _SAMPLE_SCALE[base]).astype(np.float32)
 
 
-class PyAVSource(_TruncationPolicy):
+class PyAVDecoder(_TruncationPolicy):
     """The first audio stream of a container FFmpeg can open, decoded frame by frame."""
 
     def __init__(self, path: str | os.PathLike, container: av.container.InputContainer,
