@@ -105,19 +105,27 @@ class MasterSettings:
 class ExportSettings:
     """Output file.
 
-    format: ``wav``, ``flac`` or ``mp3`` (VBR ~250 kbit/s).
+    format: ``wav``, ``flac``, ``mp3`` (VBR ~250 kbit/s), ``ogg`` (Vorbis) or
+        ``opus`` (48 kHz).
     bit_depth: 16 or 24 (integer, TPDF-dithered) or 32 (float, WAV only);
-        ignored for MP3.
+        ignored for the lossy formats.
     sample_rate: 44100, 48000 or ``keep`` (the input's rate).
+    mp3_bitrate: constant MP3 bitrate in kbit/s, or None for VBR V0.
     """
 
     format: str = "wav"
     bit_depth: int = 24
     sample_rate: int | str = 44100
+    mp3_bitrate: int | None = None
 
     def validate(self) -> None:
-        if self.format not in ("wav", "flac", "mp3"):
-            raise SettingsError(f"export.format must be wav, flac or mp3, not {self.format!r}")
+        from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
+
+        if self.format not in EXPORT_FORMATS:
+            raise SettingsError(f"export.format must be one of {', '.join(EXPORT_FORMATS)}, not {self.format!r}")
+        if self.mp3_bitrate is not None and (self.format != "mp3" or self.mp3_bitrate not in MP3_BITRATES):
+            raise SettingsError(f"export.mp3_bitrate is for mp3 output only, one of "
+                                f"{', '.join(map(str, MP3_BITRATES))} kbit/s")
         if int(self.bit_depth) not in (16, 24, 32):
             raise SettingsError("export.bit_depth must be 16, 24 or 32")
         if self.format == "flac" and int(self.bit_depth) == 32:

@@ -26,7 +26,10 @@ EmptyFileError              empty_audio            open: zero-byte file (also a
 EmptyAudioError             empty_audio            open (or first block): no samples
 NotAudioError               not_audio              open: neither backend recognises it
 UnsupportedAudioError       unsupported_audio      open: rate outside 8-384 kHz,
-                                                   0 or > 32 channels
+                                                   0 or > 32 channels, an encoding no
+                                                   backend decodes (unknown WAV format
+                                                   tag, 0-bit samples, 16-bit float),
+                                                   not a regular file (FIFO, device)
 TruncatedAudioError         truncated_audio        open: WAV data chunk shorter than its
                                                    header, WAV header cut, Ogg without
                                                    end-of-stream page, audio container
@@ -47,6 +50,7 @@ file decodes as far as it goes instead of raising (``decoder.truncated`` and
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -55,9 +59,10 @@ import numpy as np
 import soundfile as sf
 
 from engine.audio import SAMPLE_RATE
-from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError
+from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError, UnsupportedAudioError
 
 from .conform import WorkingFormatConverter
+from .cstderr import captured_c_stderr
 from .exceptions import AudioFileNotFoundError, AudioFileUnreadableError, EmptyFileError
 from .headers import ogg_is_complete, read_head, read_wav_header, sniff_container
 from .info import AudioInfo
@@ -188,6 +193,10 @@ def _open_backend(path: str | os.PathLike, allow_truncated: bool) -> BackendDeco
         raise AudioFileUnreadableError(f"{p}: cannot read it ({e.strerror}).") from None
     if p.is_dir():
         raise AudioFileUnreadableError(f"{p} is a folder, not an audio file.")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever; devices never end
+        raise UnsupportedAudioError(
+            f"{p} is not a regular file (a pipe, socket or device): Resonate reads recordings "
+            "from files. Save the stream to a file first.")
     try:
         head = read_head(p)
     except OSError as e:
@@ -238,7 +247,8 @@ def _check_wav(p: Path, name: str) -> str | None:
 def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileDecoder | str | None:
     """A libsndfile decoder, ``"empty"`` if it opens with zero frames, ``None`` if it cannot."""
     try:
-        handle = sf.SoundFile(str(p))
+        with captured_c_stderr(p.name):  # libmpg123 chatter while sniffing a damaged MP3
+            handle = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         return None
     if handle.frames <= 0:
