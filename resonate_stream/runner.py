@@ -268,7 +268,11 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         if cache is not None:
             from .cached_separation import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES
 
-            cache.enforce_limits(DEFAULT_MAX_BYTES, DEFAULT_MAX_AGE_DAYS)
+            evicted = cache.enforce_limits(DEFAULT_MAX_BYTES, DEFAULT_MAX_AGE_DAYS)
+            if evicted:
+                emit(Info(f"stem cache: {len(evicted)} old entr{'y' if len(evicted) == 1 else 'ies'} removed to "
+                          f"stay under {DEFAULT_MAX_BYTES / 1024 ** 3:.0f} GiB / {DEFAULT_MAX_AGE_DAYS:g} days",
+                          {"kind": "cache_evicted", "keys": evicted}))
         done = Finished(report=report, outputs=_outputs(outputs, writers))
         if outputs.plots_dir is not None:
             from .plots import write_plots
