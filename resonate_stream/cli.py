@@ -32,7 +32,8 @@ def _add_processing_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--separator", choices=["auto", "demucs", "dsp"],
                    help="auto: Demucs when weights load, else DSP (default); demucs: fail without weights; dsp: weight-free")
     g.add_argument("--model", help="Demucs model name (default htdemucs)")
-    g.add_argument("--model-repo", metavar="DIR", help="folder with Demucs weights (.th/.yaml); env RESONATE_MODEL_REPO")
+    g.add_argument("--model-repo", metavar="DIR",
+                   help="folder with Demucs weights (.th/.yaml) (default: $RESONATE_MODEL_REPO, then the caches)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"],
                    help="device for model stages (default: auto, the best one present)")
     g.add_argument("--quality", choices=["preview", "render"],
@@ -292,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "examples:\n  resonate models\n  resonate models --fetch htdemucs\n")
     mo.add_argument("--model-repo", metavar="DIR",
                     help="folder with Demucs weights (default: $RESONATE_MODEL_REPO, then the torch-hub cache)")
-    mo.add_argument("--fetch", nargs="+", metavar="NAME", help="download these models (needs internet)")
+    mo.add_argument("--fetch", nargs="+", metavar="NAME", help="download these models, needs internet (default: only list)")
     mo.set_defaults(func=cmd_models)
 
     ca = _subparser(sub, "cache", "inspect or clean the stem cache",
