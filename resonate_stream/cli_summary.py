@@ -143,7 +143,7 @@ def info_table(data: dict) -> list[str]:
     for key, value in data.items():
         if isinstance(value, dict):
             rows.append((key.replace("_", " "), ""))
-            rows += [(f"  {k}", _num(v, ".2f")) for k, v in value.items()]
+            rows += [(f"  {str(k).replace('_', ' ')}", _num(v, ".2f")) for k, v in value.items()]
             continue
         label, spec, unit = _INFO_ROWS.get(key, (key.replace("_", " "), ".4g", ""))
         if value is None and key == "reverb_rt60_s":

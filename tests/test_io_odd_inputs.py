@@ -165,3 +165,24 @@ def test_mp3_bitrate_refusals(tmp_path):
         AudioWriter(tmp_path / "x.mp3", mp3_bitrate=100)
     with pytest.raises(UnsupportedExportError, match="not mp3"):
         AudioWriter(tmp_path / "x.wav", mp3_bitrate=128)
+
+
+def test_absurd_float_levels_are_refused_but_hot_floats_are_kept(tmp_path):
+    x = sine(440, 1.0, amp=0.5)
+    write_sf(tmp_path / "hot.wav", x * 4.0, SR, subtype="FLOAT")  # +6 dBFS peaks: a real float export
+    with open_audio(tmp_path / "hot.wav") as dec:
+        assert np.max(np.abs(concat(dec))) == pytest.approx(2.0, rel=1e-3)
+    write_sf(tmp_path / "scaled.wav", x * 1e6, SR, subtype="FLOAT")
+    with pytest.raises(UnsupportedAudioError, match=r"\+114 dBFS"):
+        with open_audio(tmp_path / "scaled.wav") as dec:
+            list(dec)
+
+
+def test_absurd_levels_in_pushed_pcm_are_refused():
+    from engine.io.pcm import PcmPushDecoder
+
+    dec = PcmPushDecoder(sample_rate=SR, channels=2, sample_format="f32le")
+    data = (np.full((SR, 2), 1e30, dtype="<f4")).tobytes()
+    with pytest.raises(UnsupportedAudioError):
+        list(dec.push(data))
+        list(dec.finish())

@@ -39,6 +39,9 @@ TruncatedAudioError         truncated_audio        open: WAV data chunk shorter 
                                                    FLAC / MP3 (Xing) / m4a shorter than
                                                    stated
 NonFiniteAudioError         non_finite_samples     at the block holding NaN/Inf
+UnsupportedAudioError       unsupported_audio      at the block holding samples beyond
+                                                   +-1000 (+60 dBFS: a float file with
+                                                   a wrong scale)
 ==========================  =====================  ====================================
 
 Truncation that cannot be seen: a raw MP3 without a Xing/Info header, ADTS
