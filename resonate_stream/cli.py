@@ -341,21 +341,34 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Python warnings (numpy overflow ...) and library logs: shown with --verbose only."""
+def _quiet_libraries(verbose: bool):
+    """Python warnings (numpy overflow ...) and library logs: shown with --verbose only.
+
+    Returns a function that puts the loggers back as they were (``main`` is also
+    called in-process, e.g. by tests).
+    """
     logging.captureWarnings(True)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    saved = []
     for name in ("py.warnings", "engine"):
         log = logging.getLogger(name)
+        saved.append((log, log.handlers[:], log.level, log.propagate))
         log.handlers[:] = [handler] if verbose else [logging.NullHandler()]
         log.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
         log.propagate = False
 
+    def restore() -> None:
+        logging.captureWarnings(False)
+        for log, handlers, level, propagate in saved:
+            log.handlers[:], log.level, log.propagate = handlers, level, propagate
+
+    return restore
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    _quiet_libraries(bool(getattr(args, "verbose", False)))
+    restore = _quiet_libraries(bool(getattr(args, "verbose", False)))
     try:
         return int(args.func(args) or 0)
     except ResonateError as e:
@@ -365,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        logging.captureWarnings(False)
+        restore()
 
 
 if __name__ == "__main__":

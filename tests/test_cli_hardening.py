@@ -221,6 +221,8 @@ def test_damaged_mp3_gives_exactly_one_line(tmp_path):
     r = _run_cli("process", str(tmp_path / "bad.mp3"), "-o", str(tmp_path / "o.wav"), "-q")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error ["), r.stderr[:800]
+    verbose = _run_cli("process", str(tmp_path / "bad.mp3"), "-o", str(tmp_path / "o.wav"), "-q", "--verbose")
+    assert "decoder messages" in verbose.stderr and verbose.stderr.strip().splitlines()[-1] == lines[0]
 
 
 # --------------------------------------------------------------------------- the CLI people expect
