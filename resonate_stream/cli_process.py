@@ -77,11 +77,12 @@ def plan_files(args: argparse.Namespace) -> tuple[list[PlannedFile], str, bool]:
                               code="output_exists")
         seen[master] = src
         stem = Path(name).stem
+        several = len(inputs) > 1  # then --report and --plots name folders, one file / folder per input
         plans.append(PlannedFile(
             src, master,
-            Path(args.report) / f"{stem}.report.json" if args.report else None,
+            (Path(args.report) / f"{stem}.report.json" if several else Path(args.report)) if args.report else None,
             _opt_path(args.stems),
-            Path(args.plots) / stem if args.plots else None))
+            (Path(args.plots) / stem if several else Path(args.plots)) if args.plots else None))
     return plans, fmt, True
 
 
@@ -146,6 +147,9 @@ def cmd_process(args: argparse.Namespace) -> int:
         finished = _run(plans[0], args, settings, multi=False)
         for line in before_after_lines(finished.report):
             print(line)
+        if not finished.report.get("master", {}).get("reached_target"):
+            for note in finished.report.get("master", {}).get("notes", []):
+                print(f"note: {note}")
         for kind, path in finished.outputs.items():
             if kind != "master":
                 print(f"  {kind}: {path}")
