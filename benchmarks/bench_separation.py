@@ -66,11 +66,11 @@ def run_streaming(stream: StreamingSeparation, mix: np.ndarray, block: int):
     parts, first_at = [], None
     t0 = time.perf_counter()
     for start in range(0, mix.shape[1], block):
-        out = stream.push(mix[:, start:start + block])
+        out = stream.process(mix[:, start:start + block])
         if first_at is None and next(iter(out.values())).shape[1]:
             first_at = time.perf_counter() - t0
         parts.append(out)
-    parts.append(stream.finish())
+    parts.append(stream.flush())
     wall = time.perf_counter() - t0
     stems = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     return stems, wall, first_at

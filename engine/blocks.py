@@ -17,19 +17,24 @@ class StemReblocker:
     """Fixed-size re-blocking of a stems stream (``dict`` name -> ``(2, n)``).
 
     The stems are stacked into one ``(2 * stems, n)`` array and cut with
-    :class:`FixedBlocker`; ``push`` returns stem dicts of exactly
-    ``block_size`` samples, ``finish`` the shorter remainder (or nothing).
+    :class:`FixedBlocker`; ``process`` returns a list of stem dicts of
+    exactly ``block_size`` samples, ``flush`` the shorter remainder (or
+    nothing).  ``latency``: it holds fewer than ``block_size`` samples.
     """
 
     def __init__(self, block_size: int):
         self.block_size = int(block_size)
+        self.latency = self.block_size - 1
+        self.reset()
+
+    def reset(self) -> None:
         self._names: tuple[str, ...] | None = None
         self._blocker: FixedBlocker | None = None
 
     def _split(self, stacked: np.ndarray) -> dict[str, np.ndarray]:
         return {k: stacked[i * CHANNELS:(i + 1) * CHANNELS] for i, k in enumerate(self._names)}
 
-    def push(self, stems: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarray]]:
+    def process(self, stems: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarray]]:
         if not stems or next(iter(stems.values())).shape[1] == 0:
             return []
         if self._names is None:
@@ -38,7 +43,7 @@ class StemReblocker:
         stacked = np.concatenate([stems[k] for k in self._names], axis=0)
         return [self._split(b) for b in self._blocker.push(stacked)]
 
-    def finish(self) -> list[dict[str, np.ndarray]]:
+    def flush(self) -> list[dict[str, np.ndarray]]:
         if self._blocker is None:
             return []
         return [self._split(b) for b in self._blocker.finish()]

@@ -1,29 +1,18 @@
-"""The processing graph of one job, as pure engine objects (no Ray, no files).
+"""The in-order stages of a job's graph: one :class:`StemProcessor` per stem,
+then :class:`MixMaster` (pure engine objects, no Ray, no files).
 
-::
-
-    blocks -> StreamingSeparation (windows + overlap-add) -> StemReblocker
-           -> StemProcessor per stem (enhance + restore, aligned to a common latency)
-           -> MixMaster (mixer -> unmastered mix; preview master -> streamed audio)
-
-:class:`LocalPipeline` runs the graph in this process.  The Ray runner builds
-the very same :class:`StemProcessor` and :class:`MixMaster` objects inside its
-actors and the same planner/stitcher/re-blocker in its coordinator, so both
+The graph that connects them to separation is :mod:`engine.graph`; both
+runners (in this process, or in Ray actors) build these very objects, so both
 produce identical output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, STEM_NAMES, empty_block
-from .blocks import StemFifo, StemReblocker
 from .stage import Chain, Delay, LatencyAligned, Stage
-
-#: in-order stages see blocks of exactly this many samples (1 s)
-PIPELINE_BLOCK = SAMPLE_RATE
 
 
 @dataclass
@@ -62,7 +51,8 @@ class StemProcessor:
 
     Padded with a :class:`Delay` to ``common_latency`` so all stems produce the
     same number of samples per block, then :class:`LatencyAligned` removes the
-    common delay: over a stream, output samples == input samples.
+    common delay: over a stream, output samples == input samples.  ``latency``
+    (samples): how many the first blocks hold back; :meth:`flush` returns them.
     """
 
     def __init__(self, stem: str, cfg: StageConfigs, common_latency: int):
@@ -71,12 +61,16 @@ class StemProcessor:
             raise ValueError("common_latency smaller than the stem chain's latency")
         self.stem = stem
         self.stage = LatencyAligned(Chain([chain, Delay(common_latency - chain.latency)], name=stem))
+        self.latency = int(common_latency)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         return self.stage.process(block)
 
     def flush(self) -> np.ndarray:
         return self.stage.flush()
+
+    def reset(self) -> None:
+        self.stage.reset()
 
 
 class MixMaster:
@@ -85,7 +79,7 @@ class MixMaster:
     ``process(stems)`` returns ``(mix, preview)``: the unmastered mix, aligned
     with the stems (stored for the exact final master), and the preview-mastered
     audio for listeners (aligned too, so it lags by the limiter's look-ahead
-    until :meth:`flush`).
+    until :meth:`flush`; ``latency`` is that look-ahead in samples).
     """
 
     def __init__(self, cfg: StageConfigs):
@@ -95,6 +89,7 @@ class MixMaster:
         self.mixer = StemMixer(cfg.mix, sample_rate=SAMPLE_RATE)
         self.preview = LatencyAligned(PreviewMaster(target_lufs=cfg.target_lufs, ceiling_dbtp=cfg.ceiling_dbtp,
                                                     lookahead_ms=cfg.lookahead_ms, release_ms=cfg.release_ms))
+        self.latency = self.preview.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mix = self.mixer.process(stems)
@@ -103,72 +98,9 @@ class MixMaster:
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         return empty_block(), self.preview.flush()
 
+    def reset(self) -> None:
+        self.mixer.reset()
+        self.preview.reset()
+
     def stem_gains_db(self) -> dict:
         return self.mixer.stem_gains_db()
-
-
-@dataclass
-class ProcessedBlock:
-    """What the pipeline returns per block: unmastered mix, preview, stems."""
-
-    mix: np.ndarray
-    preview: np.ndarray
-    stems: dict = field(default_factory=dict)
-
-
-class LocalPipeline:
-    """The whole graph in this process; ``feed`` blocks, then ``finish``."""
-
-    def __init__(self, separator, cfg: StageConfigs, stems=STEM_NAMES):
-        from .separation.streaming import StreamingSeparation
-
-        from .separation.quality import SeparationQualityMeter
-
-        self.separation = StreamingSeparation(separator)
-        self.description = dict(separator.description)
-        self.notes: list[str] = []
-        self.quality = SeparationQualityMeter()
-        self._mix_fifo = StemFifo()  # input, popped as the (delayed) stems come out
-        self.reblocker = StemReblocker(PIPELINE_BLOCK)
-        latency = common_stem_latency(cfg, stems)
-        self.stem_latency = latency
-        self.stems = {s: StemProcessor(s, cfg, latency) for s in stems}
-        self.mixmaster = MixMaster(cfg)
-
-    def feed(self, block: np.ndarray) -> list[ProcessedBlock]:
-        self._mix_fifo.push({"mix": block})
-        return self._in_order(self.reblocker.push(self._measured(self.separation.push(block))))
-
-    def finish(self) -> list[ProcessedBlock]:
-        out = self._in_order(self.reblocker.push(self._measured(self.separation.finish())))
-        out += self._in_order(self.reblocker.finish())
-        tail = {k: p.flush() for k, p in self.stems.items()}
-        out += [self._mix(tail)]
-        mix, preview = self.mixmaster.flush()
-        out.append(ProcessedBlock(mix, preview, {}))
-        return out
-
-    def _measured(self, stems: dict | None) -> dict | None:
-        if stems:
-            n = next(iter(stems.values())).shape[1]
-            if n:
-                self.quality.update(self._mix_fifo.pop(n)["mix"], stems)
-        return stems
-
-    def separation_quality(self) -> dict:
-        return self.quality.result()
-
-    def stem_gains_db(self) -> dict:
-        return self.mixmaster.stem_gains_db()
-
-    def _in_order(self, blocks: list[dict]) -> list[ProcessedBlock]:
-        return [self._mix({k: self.stems[k].process(v) for k, v in b.items()}) for b in blocks]
-
-    def _mix(self, stems: dict) -> ProcessedBlock:
-        mix, preview = self.mixmaster.process(stems)
-        return ProcessedBlock(mix, preview, stems)
-
-
-def concat(blocks: list[np.ndarray]) -> Optional[np.ndarray]:
-    """Concatenate ``(2, n)`` blocks along time (None for an empty list)."""
-    return np.concatenate(blocks, axis=1) if blocks else None

@@ -1,15 +1,14 @@
 """Content-addressed cache of processed stems (module 09).
 
 Separation is the expensive step (minutes per concert on a CPU), so its
-stems, and enhanced stems per parameter set, are kept on disk under a key
-that names *what went in*:
+stems are kept on disk under a key that names *what went in*:
 
     key = cache_key(audio_hash, operation, params)
 
 ``audio_hash`` comes from :class:`AudioHasher` (the decoded samples, so a
 re-encoded copy of the same audio hits too) or :func:`hash_file` (the file's
-bytes); ``operation`` names the step (``"separate"``, ``"enhance"``) and
-``params`` the settings that change its output (model name, segment, preset).
+bytes); ``operation`` names the step (``"separate"``, the one stored today)
+and ``params`` the settings that change its output (model name, segment).
 
 Layout under the cache folder (default ``$RESONATE_CACHE_DIR`` or
 ``~/.cache/resonate``)::

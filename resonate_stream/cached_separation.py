@@ -4,15 +4,21 @@ Separation is by far the most expensive step, so ``resonate process`` keys the
 separated stems by (input file hash, separator and window geometry) and stores
 them while they stream by.  Re-processing the same recording with other
 enhancement, mix or master settings then reads the stems back instead of
-separating again.  Both classes have the ``push`` / ``finish`` interface of
-:class:`engine.separation.streaming.StreamingSeparation`.
+separating again.  Both classes are separation lanes like
+:class:`engine.separation.streaming.StreamingSeparation` (``process`` /
+``flush`` / ``drain`` / ``reset`` / ``latency``), so the runner wraps the
+separation lane of any :class:`engine.graph.GraphPipeline` with them, whether
+its windows run in this process or on Ray actors.
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 
 from engine.audio import CHANNELS, STEM_NAMES
 from engine.blocks import StemFifo
+from engine.separation.streaming import join_stems
 
 from .cache import StemCache, StemWriter, cache_key, hash_file
 
@@ -38,18 +44,31 @@ class RecordingSeparation:
         self.inner = inner
         self.writer = writer
 
+    @property
+    def latency(self) -> int:
+        return self.inner.latency
+
     def _record(self, stems: dict) -> dict:
         if stems and next(iter(stems.values())).shape[1]:
             self.writer.write(stems)
         return stems
 
-    def push(self, block: np.ndarray) -> dict:
-        return self._record(self.inner.push(block))
+    def process(self, block: np.ndarray) -> dict:
+        return self._record(self.inner.process(block))
 
-    def finish(self) -> dict:
-        stems = self._record(self.inner.finish())
+    def drain(self) -> Iterator[dict]:
+        """End of stream: the rest in pieces (recorded); publishes the entry after the last."""
+        for stems in self.inner.drain():
+            yield self._record(stems)
         self.writer.commit()
-        return stems
+
+    def flush(self) -> dict:
+        return join_stems(list(self.drain()))
+
+    def reset(self) -> None:
+        """Discard the entry being written (the stream it recorded is abandoned)."""
+        self.abort()
+        self.inner.reset()
 
     def abort(self) -> None:
         self.writer.abort()
@@ -57,6 +76,8 @@ class RecordingSeparation:
 
 class CachedSeparation:
     """Replays cached stems in step with the input: ``push(n samples)`` returns ``n`` samples of stems."""
+
+    latency = 0
 
     def __init__(self, cache: StemCache, key: str):
         self.reader = cache.reader(key)
@@ -72,13 +93,20 @@ class CachedSeparation:
             return {k: np.zeros((CHANNELS, 0), np.float32) for k in STEM_NAMES}
         return self.fifo.pop(None if n is None else min(n, self.fifo.available))
 
-    def push(self, block: np.ndarray) -> dict:
+    def process(self, block: np.ndarray) -> dict:
         return self._take(block.shape[1])
 
-    def finish(self) -> dict:
+    def flush(self) -> dict:
         out = self._take(None)
         self.reader.close()
         return out
+
+    def drain(self) -> Iterator[dict]:
+        yield self.flush()
+
+    def reset(self) -> None:
+        """Stop reading (a cached entry replays one stream only)."""
+        self.abort()
 
     def abort(self) -> None:
         self.reader.close()

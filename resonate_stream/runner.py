@@ -1,8 +1,11 @@
 """Run one job: decode -> pipeline -> streamed preview + stored mix -> exact final master.
 
-The driver here is the same whatever executes the pipeline graph: the
-in-process :class:`engine.pipeline.LocalPipeline` (``resonate process``) or the
-Ray pipeline (``resonate serve``), passed in as ``pipeline_factory``.
+The driver here is the same whatever executes the job graph
+(:class:`engine.graph.GraphPipeline`): with every lane in this process
+(:class:`engine.graph.LocalPipeline`, ``resonate process``) or on Ray actors
+(``resonate_stream.ray_pipeline.RayPipeline``, ``resonate serve``), passed in
+as ``pipeline_factory``.  The stem cache wraps the graph's separation lane the
+same way on both.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import numpy as np
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.errors import ResonateError
 from engine.blocks import StemFifo
-from engine.pipeline import LocalPipeline, StageConfigs
+from engine.graph import GraphPipeline, LocalPipeline
+from engine.pipeline import StageConfigs
 
 from .events import AudioChunk, EventSink, Finished, Info, Progress
 from .settings import Settings
@@ -45,15 +49,13 @@ class OutputSpec:
     stream_stems: bool = False  # attach enhanced stems to streamed AudioChunks
 
 
-PipelineFactory = Callable[[Settings, StageConfigs], object]
+PipelineFactory = Callable[[Settings, StageConfigs], GraphPipeline]
 
 
 def local_pipeline(settings: Settings, cfg: StageConfigs) -> LocalPipeline:
     """The in-process pipeline; its separator falls back to DSP under ``auto``."""
     separator, notes = build_separator_for(settings)
-    pipeline = LocalPipeline(separator, cfg)
-    pipeline.notes = list(notes)
-    return pipeline
+    return LocalPipeline(separator, cfg, notes=notes)
 
 
 def process_file(input_path: Path, output: Path, settings: Settings, *, stems_dir: Path | None = None,
@@ -204,12 +206,12 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     for note in (strategy or {}).get("notes", []):
         emit(Info(f"strategy: {note}", {"kind": "strategy"}))
     pipeline = factory(settings, cfg)
-    notes = list(getattr(pipeline, "notes", []))
+    notes = list(pipeline.notes)
     for note in notes:
         emit(Info(note, {"kind": "separator"}))
     description = dict(pipeline.description)
     emit(Info(f"separator: {description.get('separator')}", description))
-    cache_state = _attach_cache(pipeline, source, settings, cache, emit)
+    cache_state, cached = _attach_cache(pipeline, source, settings, cache, emit)
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
     writers = _Writers(workdir, outputs, settings, info.name)
@@ -245,7 +247,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
             if i >= len(head):
                 analyzer_in.process(block)
             consumed += block.shape[1]
-            handle(pipeline.feed(block))
+            handle(pipeline.process(block))
             emit(Progress("input", consumed / SAMPLE_RATE, total))
             emit(Progress("restore", produced / SAMPLE_RATE, total))
         if consumed == 0:
@@ -254,7 +256,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
             raise EmptyAudioError(f"{info.name} holds no audio samples")
         total = consumed / SAMPLE_RATE
         emit(Progress("input", total, total))
-        handle(pipeline.finish())
+        handle(pipeline.flush())
         emit(Progress("restore", produced / SAMPLE_RATE, total))
         writers.close()
         if cancel is not None and cancel.is_set():
@@ -284,30 +286,32 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         return done
     except BaseException:
         writers.abort()
-        abort = getattr(getattr(pipeline, "separation", None), "abort", None)
-        if abort:
-            abort()
+        if cached is not None:
+            cached.abort()
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        close = getattr(pipeline, "close", None)
-        if close:
-            close()
+        pipeline.close()
 
 
-def _attach_cache(pipeline, source, settings: Settings, cache, emit: EventSink) -> str | None:
-    """Route the pipeline's separation through the stem cache; returns ``hit``, ``miss`` or None."""
-    if cache is None or not isinstance(source, FileSource) or not isinstance(pipeline, LocalPipeline):
-        return None
+def _attach_cache(pipeline: GraphPipeline, source, settings: Settings, cache, emit: EventSink):
+    """Route the pipeline's separation lane through the stem cache (whatever runs the lanes).
+
+    Returns ``(state, lane)``: ``hit``, ``miss`` or None, and the cache lane
+    (to abort when the job fails) or None.  The key names the separator, not
+    where it ran, so stems separated in this process serve a Ray job and back.
+    """
+    if cache is None or not isinstance(source, FileSource):
+        return None, None
     from .cached_separation import CachedSeparation, RecordingSeparation, separation_key
 
-    key = separation_key(source.path, {**pipeline.description, "settings": settings.separation.__dict__})
+    key = separation_key(source.path, {**pipeline.separator_description, "settings": settings.separation.__dict__})
     if cache.has(key):
         pipeline.separation = CachedSeparation(cache, key)
         emit(Info("separated stems read from the cache (separation skipped)", {"cache": "hit", "key": key}))
-        return "hit"
+        return "hit", pipeline.separation
     pipeline.separation = RecordingSeparation(pipeline.separation, cache.writer(key, "separate", {"input": source.info.name}))
-    return "miss"
+    return "miss", pipeline.separation
 
 
 def _input_analysis(analyzer, band: tuple[float, float], total_s: float | None) -> dict:
@@ -390,7 +394,7 @@ def _outputs(outputs: OutputSpec, writers: _Writers) -> dict:
 
 def _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report, pipeline, band,
             total_s, wall_s, first_audio_s) -> dict:
-    quality = getattr(pipeline, "separation_quality", lambda: None)()
+    quality = pipeline.separation_quality()
     return {
         "input": {"name": info.name, "format": info.format, "sample_rate": info.sample_rate,
                   "channels": info.channels, "duration_s": total_s},
@@ -399,7 +403,7 @@ def _report(info, settings, description, notes, analyzer_in, analyzer_out, maste
         "metrics_before": analyzer_in.result().to_dict(),
         "metrics_after": analyzer_out.result().to_dict(),
         "master": master_report,
-        "mix_gains_db": getattr(pipeline, "stem_gains_db", lambda: None)(),
+        "mix_gains_db": pipeline.stem_gains_db(),
         "timing": {"wall_s": wall_s, "realtime_factor": total_s / wall_s if wall_s else None,
                    "time_to_first_audio_s": first_audio_s},
         "settings": settings.to_dict(),

@@ -151,16 +151,18 @@ class Restored:
 
 @pytest.fixture(scope="session")
 def restore(tmp_path_factory):
-    """``restore(input, settings, factory=None, emit=None, cancel=None) -> Restored``: one ``run_job``
-    writing the master and the stems (32-bit float WAV) into a fresh folder."""
+    """``restore(input, settings, factory=None, emit=None, cancel=None, cache=None) -> Restored``: one
+    ``run_job`` writing the master and the stems (32-bit float WAV) into a fresh folder (separation
+    through the stem ``cache`` when given)."""
     from resonate_stream.runner import OutputSpec, check_outputs, run_job
     from resonate_stream.sources import FileSource
 
-    def run(path: Path, settings, factory=None, emit=None, cancel=None) -> Restored:
+    def run(path: Path, settings, factory=None, emit=None, cancel=None, cache=None) -> Restored:
         out = tmp_path_factory.mktemp("restored")
         spec = OutputSpec(out / "master.wav", stems_dir=out / "stems")
         check_outputs(spec)  # creates the stems folder, as process_file does
-        done = run_job(FileSource(Path(path)), settings, spec, emit=emit, cancel=cancel, pipeline_factory=factory)
+        done = run_job(FileSource(Path(path)), settings, spec, emit=emit, cancel=cancel, pipeline_factory=factory,
+                       cache=cache)
         return Restored(done, spec.master, spec.stems_dir)
 
     return run

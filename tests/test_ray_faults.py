@@ -69,14 +69,16 @@ class FaultInjectingPipeline(RayPipeline):
         self.fault_log: dict = {}
         FaultInjectingPipeline.last = self
 
-    def feed(self, block):
-        out = super().feed(block)
+    def process(self, block):
+        out = super().process(block)
         self.blocks_fed += 1
         n = self.blocks_fed
         if n in self.on_feed:
             self.fault_log[n] = self.on_feed[n](self)
-        while self.windows:
-            self._collect_windows(wait=True)
+        sep = self.separation
+        while sep.windows.in_flight:
+            sep._collect(wait=True)
+        self._route(sep._to_dict(sep.stitcher.pop_ready()))
         out += self._drain(wait=True)
         if n in self.on_idle:
             self.fault_log[n] = self.on_idle[n](self)
@@ -100,14 +102,14 @@ def kill_stem_actor(stem: str):
     def fault(p: RayPipeline) -> dict:
         lane = p.stem_lanes[stem]
         info = {"answered_s": p.enhanced_s, "snapshot": lane.snapshot is not None}
-        lane.kill_for_test()
+        ray.kill(lane.actor, no_restart=True)
         return info
     return fault
 
 
 def kill_mix_actor(p: RayPipeline) -> dict:
     info = {"answered_s": p.enhanced_s, "snapshot": p.mix_lane.snapshot is not None}
-    p.mix_lane.kill_for_test()
+    ray.kill(p.mix_lane.actor, no_restart=True)
     return info
 
 

@@ -95,13 +95,13 @@ def test_streaming_separation_maps_stems_and_stays_aligned(tiny_ht):
     mix = music_mix(2.5, seed=10)
     sep = DemucsSeparator(tiny_ht, overlap=0.25)
     stream = StreamingSeparation(sep)
-    first = stream.push(mix[:, :1000])
+    first = stream.process(mix[:, :1000])
     assert set(first) == {"vocals", "drums", "bass", "other"}
     assert all(v.shape == (2, 0) for v in first.values())
     parts = [first]
     for start in range(1000, mix.shape[1], 44100):
-        parts.append(stream.push(mix[:, start:start + 44100]))
-    parts.append(stream.finish())
+        parts.append(stream.process(mix[:, start:start + 44100]))
+    parts.append(stream.flush())
     stems = {k: np.concatenate([p[k] for p in parts], axis=1) for k in first}
     ref = _whole_file(tiny_ht, mix, overlap=0.25, segment=1)
     got = stems_from_dict(SOURCES, stems)  # back to demucs' drums, bass, other, vocals order

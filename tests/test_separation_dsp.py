@@ -24,9 +24,9 @@ def _stream(sep, x, sizes, order_seed=None):
     parts, pos, i = [], 0, 0
     while pos < x.shape[1]:
         n = sizes[i % len(sizes)]
-        parts.append(st.push(x[:, pos:pos + n]))
+        parts.append(st.process(x[:, pos:pos + n]))
         pos, i = pos + n, i + 1
-    parts.append(st.finish())
+    parts.append(st.flush())
     return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
 
 
@@ -105,7 +105,7 @@ def test_bad_input_and_settings(sep):
     bad = np.zeros((2, 100), np.float32)
     bad[0, 5] = np.nan
     with pytest.raises(NonFiniteAudioError):
-        st.push(bad)
+        st.process(bad)
     with pytest.raises(SettingsError):
         DspSeparator(overlap=1.0)
     with pytest.raises(SettingsError):

@@ -32,11 +32,11 @@ def test_stream_is_aligned_and_complete(total):
     parts, pos = [], 0
     while pos < total:
         n = int(rng.integers(1, 5000))
-        out = st.push(x[:, pos:pos + n])
+        out = st.process(x[:, pos:pos + n])
         assert len({v.shape for v in out.values()}) == 1  # all stems the same length
         parts.append(out)
         pos += n
-    parts.append(st.finish())
+    parts.append(st.flush())
     stems = {k: np.concatenate([p[k] for p in parts], axis=1) for k in STEM_NAMES}
     for k, g in zip(["drums", "bass", "other", "vocals"], [0.1, 0.2, 0.3, 0.4]):
         assert stems[k].shape == (2, total)
@@ -50,11 +50,11 @@ def test_memory_stays_flat_on_a_long_stream():
     block = np.ones((2, 4410), np.float32)
     peak_planner = peak_stitch = 0
     for _ in range(2000):  # 200 s at 44.1 kHz
-        out = st.push(block)
+        out = st.process(block)
         peak_planner = max(peak_planner, st.planner.held_samples)
         peak_stitch = max(peak_stitch, st.stitcher._acc.shape[2])
         assert st.received - st.emitted <= 2 * 4410 + 50
-    st.finish()
+    st.flush()
     assert peak_planner <= 3 * 4410 + 2 * 50
     assert peak_stitch <= 2 * 4410
 

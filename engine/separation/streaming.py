@@ -1,9 +1,14 @@
-"""In-process streaming separation: planner -> separator -> stitcher.
+"""Streaming separation: planner -> windows (run somewhere) -> stitcher.
 
-The Ray coordinator does the same with a pool of remote separators; this is
-the single-process version (CLI without Ray, tests, benchmarks).
+:class:`StreamingSeparation` is the windowed model lane of the job graph
+(:mod:`engine.graph`).  Where its windows run is a :class:`WindowRunner`:
+:class:`InlineWindows` runs them at once in this process; the Ray runner
+passes one that spreads them over a pool of separator actors (windows come
+back in any order: the stitcher reorders them).
 """
 from __future__ import annotations
+
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -11,38 +16,92 @@ from ..audio import CHANNELS, as_block, check_finite
 from .base import Separator, to_stem_dict
 
 
+class WindowRunner(Protocol):
+    """Where separation windows run.
+
+    ``geometry``: the separator's ``WindowGeometry``.  ``submit(window)``
+    starts one window (it may wait while too many are in flight: the
+    back-pressure bound); ``collect(wait)`` returns the ``(window, stems)``
+    pairs finished since the last call (with ``wait``, at least one if any is
+    in flight); ``in_flight`` counts submitted windows not yet collected.
+    """
+
+    geometry: object
+    in_flight: int
+
+    def submit(self, window) -> None: ...
+
+    def collect(self, wait: bool) -> list: ...
+
+
+class InlineWindows:
+    """Runs each window at once on ``separator``, in this process."""
+
+    def __init__(self, separator: Separator):
+        self.separator = separator
+        self.geometry = separator.geometry
+        self._done: list = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._done)
+
+    def submit(self, window) -> None:
+        self._done.append((window, self.separator.separate(window)))
+
+    def collect(self, wait: bool) -> list:
+        done, self._done = self._done, []
+        return done
+
+
 class StreamingSeparation:
     """Feed audio blocks in, get stems out, aligned sample-for-sample.
 
     Args:
-        separator: any :class:`~engine.separation.base.Separator`.
+        separator: any :class:`~engine.separation.base.Separator` (its windows
+            run in this process), or None with ``windows``.
         map_to_stems: return ``vocals, drums, bass, other`` (True) or the
             model's own source names in model order (False).
+        windows: a :class:`WindowRunner` instead of ``separator`` (e.g. the Ray
+            separator pool).
 
-    ``push(block)`` takes float32 ``(2, n)`` (any ``n``, 0 included) and
+    ``process(block)`` takes float32 ``(2, n)`` (any ``n``, 0 included) and
     returns a dict of stems, each ``(2, m)`` with the same ``m``; ``m`` is 0
-    until the first window is complete (``segment + context`` samples), and
-    after that jumps by whole strides.  ``finish()`` returns the rest.  Over
-    a stream, the stems hold exactly as many samples as the input, output
+    until the first window is complete (``latency`` = segment + context
+    samples), and after that jumps by whole strides.  ``flush()`` returns the
+    rest; :meth:`drain` returns it in pieces as windows come back.  Over a
+    stream, the stems hold exactly as many samples as the input, output
     sample ``i`` belonging to input sample ``i``.  Memory stays bounded.
     """
 
-    def __init__(self, separator: Separator, map_to_stems: bool = True):
-        self.separator = separator
+    def __init__(self, separator: Separator | None = None, map_to_stems: bool = True, *,
+                 windows: WindowRunner | None = None):
+        if (separator is None) == (windows is None):
+            raise ValueError("give a separator or a window runner, not both")
+        self.windows = windows if windows is not None else InlineWindows(separator)
         self.map_to_stems = bool(map_to_stems)
-        geometry = separator.geometry
+        geometry = self.windows.geometry
+        self.sources = tuple(geometry.sources)
         self.planner = geometry.planner()
         self.stitcher = geometry.stitcher()
         self.windows_processed = 0
 
+    @property
+    def latency(self) -> int:
+        """Input samples needed before the first stems come out."""
+        return self.planner.latency_samples
+
     def reset(self) -> None:
+        """Ready for a new stream (windows still in flight are waited for and dropped)."""
+        while self.windows.in_flight:
+            self.windows.collect(wait=True)
         self.planner.reset()
         self.stitcher.reset()
         self.windows_processed = 0
 
     @property
     def received(self) -> int:
-        """Input samples pushed so far."""
+        """Input samples processed so far."""
         return self.planner.received
 
     @property
@@ -52,30 +111,49 @@ class StreamingSeparation:
 
     def _to_dict(self, stems: np.ndarray) -> dict[str, np.ndarray]:
         if self.map_to_stems:
-            return to_stem_dict(self.separator.sources, stems)
-        return {name: stems[i] for i, name in enumerate(self.separator.sources)}
+            return to_stem_dict(self.sources, stems)
+        return {name: stems[i] for i, name in enumerate(self.sources)}
 
-    def _run(self, windows) -> None:
-        for w in windows:
-            self.stitcher.add(w.seq, w.offset, self.separator.separate(w))
+    def _collect(self, wait: bool) -> None:
+        for w, stems in self.windows.collect(wait):
+            self.stitcher.add(w.seq, w.offset, stems)
             self.windows_processed += 1
 
-    def push(self, block: np.ndarray) -> dict[str, np.ndarray]:
+    def process(self, block: np.ndarray) -> dict[str, np.ndarray]:
         """Consume ``block`` ``(2, n)``; return the stems that became final."""
         block = as_block(block, CHANNELS)
         check_finite(block, "separation input")
-        self._run(self.planner.push(block))
+        for w in self.planner.push(block):
+            self.windows.submit(w)
+        self._collect(wait=False)
         return self._to_dict(self.stitcher.pop_ready())
 
-    def finish(self) -> dict[str, np.ndarray]:
+    def drain(self) -> Iterator[dict[str, np.ndarray]]:
+        """End of stream: the remaining stems in pieces, as the last windows come back."""
+        for w in self.planner.finish():
+            self.windows.submit(w)
+        while self.windows.in_flight:
+            self._collect(wait=True)
+            stems = self.stitcher.pop_ready()
+            if stems.shape[-1]:
+                yield self._to_dict(stems)
+        yield self._to_dict(self.stitcher.finish(self.planner.received))
+
+    def flush(self) -> dict[str, np.ndarray]:
         """End of stream: return the remaining stems."""
-        self._run(self.planner.finish())
-        return self._to_dict(self.stitcher.finish(self.planner.received))
+        return join_stems(list(self.drain()))
 
     def process_all(self, mix: np.ndarray, block_size: int = 44100) -> dict[str, np.ndarray]:
         """Convenience: stream ``mix`` ``(2, n)`` in ``block_size`` blocks, return whole stems."""
         parts = []
         for start in range(0, mix.shape[1], max(1, int(block_size))):
-            parts.append(self.push(mix[:, start:start + block_size]))
-        parts.append(self.finish())
-        return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+            parts.append(self.process(mix[:, start:start + block_size]))
+        parts.append(self.flush())
+        return join_stems(parts)
+
+
+def join_stems(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate stem dicts along time (``parts`` non-empty, same names)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}

@@ -1,0 +1,273 @@
+"""The graph of one job, described once; the runners only choose where each lane runs.
+
+::
+
+    input blocks --> input FIFO ------------------------------+--> SeparationQualityMeter
+        |                                                     |    (input vs stems)
+        +--> separation lane: StreamingSeparation (windowed model stage; the
+        |    stem cache may wrap it: resonate_stream.cached_separation) --+
+        +--> StemReblocker (``PIPELINE_BLOCK`` = 1 s blocks)
+        +--> one in-order lane per stem: StemProcessor (enhance + restore)
+        +--> mix/master lane: MixMaster --> ProcessedBlock(mix, preview, stems)
+
+    end of stream (flush): separation drains (pieces as its last windows come
+    back) -> re-blocker remainder -> every stem lane flushes -> those tails go
+    through the mix lane -> the mix lane flushes (preview look-ahead tail).
+
+:class:`GraphPipeline` is that graph (the coordinator, the same on every
+path).  What differs between runners is only *where* each lane runs:
+
+* the separation lane's windows: a :class:`~engine.separation.streaming.WindowRunner`
+  (in this process: :class:`~engine.separation.streaming.InlineWindows`; on Ray:
+  the separator actor pool, windows in flight in parallel);
+* each in-order lane: ``place_lane(spec) -> lane`` turns a :class:`LaneSpec` into
+  something with ``submit(method, *args)`` / ``head_ready()`` / ``pop()`` /
+  ``query(name)`` / ``close()`` / ``recoveries`` (in this process:
+  :class:`LocalLane`; on Ray: ``resonate_stream.ray_lanes.StatefulLane``, one
+  actor per lane with pipelined calls, snapshots and restore).
+
+:class:`LocalPipeline` is the graph with everything in this process;
+``resonate_stream.ray_pipeline.RayPipeline`` the same graph on Ray actors.
+
+Adding a lane (all in this module, both runners pick it up):
+
+* an in-order stage (e.g. a generative polish after the mix, issue 9): its
+  class in :data:`LANE_KINDS`, its :class:`LaneSpec` in :meth:`JobGraph.lane_specs`
+  and :func:`lanes_per_job`, and its place in the routing of
+  :class:`GraphPipeline` (``_drain`` hands one lane's output to the next);
+* a windowed model stage (MBD polish, JASCO generation): a second
+  :class:`~engine.separation.streaming.StreamingSeparation`-like windowed lane
+  with its own window runner, routed like ``separation`` in ``_route``;
+* a stage before separation (the de-clipper of issue 12): an in-order lane
+  applied in :meth:`GraphPipeline.process` before ``self.separation``.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, STEM_NAMES
+from .blocks import StemFifo, StemReblocker
+from .pipeline import MixMaster, StemProcessor, common_stem_latency
+from .separation.quality import SeparationQualityMeter
+from .separation.streaming import StreamingSeparation
+
+#: in-order stages see blocks of exactly this many samples (1 s)
+PIPELINE_BLOCK = SAMPLE_RATE
+
+#: what an in-order lane runs, by kind (``LaneSpec.kind``)
+LANE_KINDS: dict[str, Callable] = {"stem": StemProcessor, "mix": MixMaster}
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """One in-order lane: its kind (a key of :data:`LANE_KINDS`), a name for
+    messages, and the stage's constructor arguments (picklable: an actor builds
+    the stage from them)."""
+
+    kind: str
+    name: str
+    args: tuple
+
+    def build(self):
+        """The lane's fresh stage (``process`` / ``flush`` / ``reset`` / ``latency``)."""
+        return LANE_KINDS[self.kind](*self.args)
+
+
+def lanes_per_job(stems=STEM_NAMES) -> dict[str, int]:
+    """How many in-order lanes of each kind one job runs (what a warm actor pool keeps)."""
+    return {"stem": len(stems), "mix": 1}
+
+
+class JobGraph:
+    """The in-order lanes of one job, built from the job's stage config ``cfg``
+    (opaque here: passed to :class:`StemProcessor` and :class:`MixMaster`)."""
+
+    def __init__(self, cfg, stems=STEM_NAMES):
+        self.cfg = cfg
+        self.stems = tuple(stems)
+        #: samples every stem chain is delayed to, so all stems stay aligned
+        self.stem_latency = common_stem_latency(cfg, self.stems)
+
+    def lane_specs(self) -> tuple[dict[str, LaneSpec], LaneSpec]:
+        """``({stem: spec}, mix/master spec)``."""
+        stems = {s: LaneSpec("stem", f"stem {s}", (s, self.cfg, self.stem_latency)) for s in self.stems}
+        return stems, LaneSpec("mix", "mix/master", (self.cfg,))
+
+
+def block_samples(payload) -> int:
+    """Samples of a lane input: a ``(2, n)`` block or a dict of them."""
+    if isinstance(payload, dict):
+        return next(iter(payload.values())).shape[1] if payload else 0
+    return payload.shape[1]
+
+
+class LocalLane:
+    """An in-order lane run in this process: every call answers at once."""
+
+    recoveries = 0
+
+    def __init__(self, spec: LaneSpec):
+        self.name = spec.name
+        self.stage = spec.build()
+        self._answers: collections.deque = collections.deque()
+
+    def submit(self, method: str, *args) -> None:
+        self._answers.append(getattr(self.stage, method)(*args))
+
+    def head_ready(self) -> bool:
+        return bool(self._answers)
+
+    def pop(self):
+        return self._answers.popleft()
+
+    def query(self, name: str):
+        """A read-only question to the stage, after the calls before it (e.g. ``stem_gains_db``)."""
+        return getattr(self.stage, name)()
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ProcessedBlock:
+    """What the pipeline returns per block: unmastered mix, preview, stems."""
+
+    mix: np.ndarray
+    preview: np.ndarray
+    stems: dict = field(default_factory=dict)
+
+
+class GraphPipeline:
+    """The job graph, whatever runs its lanes: ``process`` input blocks, then ``flush``.
+
+    Args:
+        graph: the job's :class:`JobGraph`.
+        separation: the windowed separation lane (``process`` / ``drain``),
+            replaceable before the first block (the stem cache wraps it).
+        place_lane: ``LaneSpec -> lane`` (see the module docstring).
+        separator_description: what the separator is (for reports and cache keys).
+        notes: messages about the separator (fallbacks) for the job's events.
+        runner: extra facts for the report (``{"runner": "ray", "actors": 2}``).
+
+    ``process(block)`` returns the :class:`ProcessedBlock` s ready so far
+    (lanes in actors answer later; it waits for them only when more than
+    ``MAX_BLOCKS_QUEUED`` blocks are queued); ``flush()`` yields the rest as
+    they become ready.  The output does not depend on where the lanes ran.
+    """
+
+    #: blocks (1 s each) queued on the in-order lanes before ``process`` waits for them
+    MAX_BLOCKS_QUEUED = 4
+
+    def __init__(self, graph: JobGraph, separation: StreamingSeparation, place_lane: Callable[[LaneSpec], object],
+                 separator_description: dict, notes=(), runner: dict | None = None):
+        self.graph = graph
+        self.separation = separation
+        self.separator_description = dict(separator_description)
+        self.description = {**self.separator_description, **(runner or {})}
+        self.notes = list(notes)
+        self.quality = SeparationQualityMeter()
+        self.reblocker = StemReblocker(PIPELINE_BLOCK)
+        self._input = StemFifo()  # input, popped as the (delayed) stems come out
+        stem_specs, mix_spec = graph.lane_specs()
+        self.stem_lanes = {s: place_lane(spec) for s, spec in stem_specs.items()}
+        self.mix_lane = place_lane(mix_spec)
+        self.stems_in_flight = 0  # blocks sent to the stem lanes, not yet answered
+        self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
+        self._gains: dict | None = None
+        self.separated_s = 0.0
+        self.enhanced_s = 0.0
+
+    @property
+    def lanes(self) -> dict:
+        """Every in-order lane by name."""
+        return {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+
+    @property
+    def backlog(self) -> int:
+        """Blocks queued on the in-order lanes."""
+        return max(self.stems_in_flight, len(self._mixed))
+
+    def _route(self, stems: dict) -> None:
+        """Separated stems -> quality meter, re-blocker, stem lanes."""
+        n = block_samples(stems)
+        if n == 0:
+            return
+        self.quality.update(self._input.pop(n)["mix"], stems)
+        self.separated_s += n / SAMPLE_RATE
+        for block in self.reblocker.process(stems):
+            self._submit_stems(block)
+
+    def _submit_stems(self, block: dict) -> None:
+        for s, lane in self.stem_lanes.items():
+            lane.submit("process", block[s])
+        self.stems_in_flight += 1
+
+    def _drain(self, wait: bool) -> list[ProcessedBlock]:
+        """Answered stem blocks -> the mix lane; answered mixes -> :class:`ProcessedBlock` s."""
+        out = []
+        while self.stems_in_flight:
+            if not wait and not all(lane.head_ready() for lane in self.stem_lanes.values()):
+                break
+            self.stems_in_flight -= 1
+            enhanced = {s: lane.pop() for s, lane in self.stem_lanes.items()}
+            self.mix_lane.submit("process", enhanced)
+            self.enhanced_s += block_samples(enhanced) / SAMPLE_RATE
+            self._mixed.append(enhanced)
+        while self._mixed and (wait or self.mix_lane.head_ready()):
+            mix, preview = self.mix_lane.pop()
+            out.append(ProcessedBlock(mix, preview, self._mixed.popleft()))
+        return out
+
+    def process(self, block: np.ndarray) -> list[ProcessedBlock]:
+        """Consume one input block ``(2, n)``; return the processed blocks ready now."""
+        self._input.push({"mix": block})
+        self._route(self.separation.process(block))
+        return self._drain(wait=self.backlog > self.MAX_BLOCKS_QUEUED)
+
+    def flush(self) -> Iterator[ProcessedBlock]:
+        """End of stream: yields the remaining blocks as they become ready.
+
+        A generator, so that the last windows (many of them when the input is
+        short and was processed at once) stream out one by one.  The last
+        block holds the preview's look-ahead tail and no stems.
+        """
+        for stems in self.separation.drain():
+            self._route(stems)
+            yield from self._drain(wait=True)
+        for block in self.reblocker.flush():
+            self._submit_stems(block)
+        yield from self._drain(wait=True)
+        for lane in self.stem_lanes.values():
+            lane.submit("flush")
+        tails = {s: lane.pop() for s, lane in self.stem_lanes.items()}
+        self.mix_lane.submit("process", tails)
+        mix, preview = self.mix_lane.pop()
+        yield ProcessedBlock(mix, preview, tails)
+        self.mix_lane.submit("flush")
+        mix, preview = self.mix_lane.pop()
+        self._gains = self.mix_lane.query("stem_gains_db")
+        yield ProcessedBlock(mix, preview, {})
+
+    def separation_quality(self) -> dict:
+        return self.quality.result()
+
+    def stem_gains_db(self) -> dict | None:
+        """The mixer's gain per stem (dB), once the stream is flushed."""
+        return self._gains
+
+    def close(self) -> None:
+        """Release the lanes (actors go back to their pool)."""
+        for lane in self.lanes.values():
+            lane.close()
+
+
+class LocalPipeline(GraphPipeline):
+    """The job graph with every lane in this process (``resonate process``, tests)."""
+
+    def __init__(self, separator, cfg, stems=STEM_NAMES, notes=()):
+        super().__init__(JobGraph(cfg, stems), StreamingSeparation(separator), LocalLane,
+                         separator.description, notes=notes)
