@@ -46,8 +46,12 @@ def outcome_line(report: dict, master_path: Any) -> str:
     lufs, tp = _num(m.get("output_lufs"), ".1f", "LUFS"), _num(m.get("output_true_peak_dbtp"), ".1f", "dBTP")
     if m.get("reached_target"):
         return f"wrote {master_path}  ({lufs}, {tp}; {how})"
+    before = report.get("metrics_before") or {}
+    why = ""
+    if not (before.get("bandwidth_high_hz") or 0) > 0:
+        why = " - the input has no audible band (a constant DC offset or a sub-audio signal)"
     return (f"wrote {master_path}, but the loudness target was NOT met: {lufs} (target {_num(target, '.1f')}), "
-            f"{tp}; {how}")
+            f"{tp}; {how}{why}")
 
 
 #: (label, metrics key or None for the band, format, unit); higher is better for each

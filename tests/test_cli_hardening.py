@@ -183,6 +183,7 @@ def test_dc_input_does_not_claim_the_target(tmp_path, capsys, level):
         assert "(-14.0 LUFS" in last
     else:
         assert "loudness target was NOT met" in last and "(target -14.0)" in last
+        assert "no audible band (a constant DC offset" in last
 
 
 @pytest.mark.parametrize("scale", [1e6, 1e30])
