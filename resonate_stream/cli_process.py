@@ -144,7 +144,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, plans[0].master)
     check_safe(plans, fmt, args.overwrite)
     if not folder_mode:
-        finished = _run(plans[0], args, settings, multi=False)
+        finished = _run(plans[0], args, settings)
         for line in before_after_lines(finished.report):
             print(line)
         if not finished.report.get("master", {}).get("reached_target"):
@@ -159,7 +159,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     n = len(plans)
     for i, plan in enumerate(plans, 1):
         try:
-            finished = _run(plan, args, settings, multi=True)
+            finished = _run(plan, args, settings, label=f"[{i}/{n}] {plan.input.name}")
         except ResonateError as e:
             failed.append((plan.input, e))
             print(f"[{i}/{n}] {plan.input.name}: error [{e.code}]: {e.message}", file=sys.stderr, flush=True)
@@ -172,11 +172,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
-def _run(plan: PlannedFile, args: argparse.Namespace, settings, multi: bool):
+def _run(plan: PlannedFile, args: argparse.Namespace, settings, label: str | None = None):
+    """Process one planned file; ``label`` (one of several files): a single progress bar so named."""
     from .progress import ProgressPrinter
     from .runner import process_file
 
-    printer = ProgressPrinter(quiet=args.quiet or multi, verbose=args.verbose)
+    printer = ProgressPrinter(quiet=args.quiet, verbose=args.verbose, compact=None if args.verbose else label)
     try:
         return process_file(
             plan.input, plan.master, settings, stems_dir=plan.stems_dir, report_path=plan.report,

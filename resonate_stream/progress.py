@@ -8,6 +8,10 @@ or every 30 s of audio while the length is unknown.
 Notes are short: what the separation did (separator, fallback, cached stems)
 is folded into one ``note: separation: ...`` line; ``verbose`` prints every
 note in full instead.
+
+``compact`` (one of several files): a single transient bar for the whole file
+on a terminal, labelled with the file; nothing off a terminal and no notes
+(the caller prints one result line per file).
 """
 from __future__ import annotations
 
@@ -33,9 +37,11 @@ class ProgressPrinter:
     plain lines instead of bars (default: when ``stream`` is not a terminal).
     """
 
-    def __init__(self, quiet: bool = False, stream=None, verbose: bool = False, plain: bool | None = None):
+    def __init__(self, quiet: bool = False, stream=None, verbose: bool = False, plain: bool | None = None,
+                 compact: str | None = None):
         self.quiet = quiet
         self.verbose = verbose
+        self.compact = compact
         self.stream = stream or sys.stderr
         if plain is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -48,6 +54,9 @@ class ProgressPrinter:
     def __call__(self, event: Event) -> None:
         if self.quiet:
             return
+        if self.compact is not None:
+            self._compact(event)
+            return
         if isinstance(event, Info):
             if not self.verbose and _is_separation_note(event):
                 self._separation.append(event)  # folded into one line before the first progress
@@ -59,6 +68,23 @@ class ProgressPrinter:
                 self._plain(event)
             else:
                 self._bar(event)
+
+    def _compact(self, event: Event) -> None:
+        """One bar per file: restore and master progress, half each."""
+        if self.plain or not isinstance(event, Progress) or event.stage not in ("restore", "master"):
+            return
+        if not event.total:
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get("file")
+        if bar is None:
+            bar = tqdm(total=100.0, desc=self.compact, file=self.stream, leave=False, dynamic_ncols=True,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+            self._bars["file"] = bar
+        self._plain_marks[event.stage] = min(event.done, event.total) / event.total
+        bar.n = 50.0 * (self._plain_marks.get("restore", 0.0) + self._plain_marks.get("master", 0.0))
+        bar.refresh()
 
     def _flush_separation(self) -> None:
         if self._separation:
@@ -103,7 +129,7 @@ class ProgressPrinter:
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
-        if not self.quiet:
+        if not self.quiet and self.compact is None:
             self._flush_separation()
         for bar in self._bars.values():
             bar.close()
