@@ -3,7 +3,7 @@ import os
 for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[v] = "1"
 import time
-import numpy as np
+
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 import sys
 from pathlib import Path

@@ -256,7 +256,11 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         if cache is not None:
             from .cached_separation import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES
 
-            cache.enforce_limits(DEFAULT_MAX_BYTES, DEFAULT_MAX_AGE_DAYS)
+            evicted = cache.enforce_limits(DEFAULT_MAX_BYTES, DEFAULT_MAX_AGE_DAYS)
+            if evicted:
+                emit(Info(f"stem cache: {len(evicted)} old entr{'y' if len(evicted) == 1 else 'ies'} removed to "
+                          f"stay under {DEFAULT_MAX_BYTES / 1024 ** 3:.0f} GiB / {DEFAULT_MAX_AGE_DAYS:g} days",
+                          {"kind": "cache_evicted", "keys": evicted}))
         done = Finished(report=report, outputs=_outputs(outputs, writers))
         if outputs.plots_dir is not None:
             from .plots import write_plots
@@ -325,14 +329,15 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
     """
     from engine.analysis.metrics import AudioAnalyzer
     from engine.io.decode import open_audio
-    from engine.io.encode import AudioWriter
+    from engine.io.encode import LOSSY_FORMATS, AudioWriter
     from engine.io.resample import StreamResampler
     from engine.master.final import FinalMasterConfig, final_master
 
     ex, m = settings.export, settings.master
     rate = int(source_rate or SAMPLE_RATE) if ex.sample_rate == "keep" else int(ex.sample_rate)
     analyzer = AudioAnalyzer(rate)
-    writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth), input_rate=rate)
+    writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth), input_rate=rate,
+                         mp3_bitrate=ex.mp3_bitrate)
     written = 0
 
     def read_blocks():
@@ -360,7 +365,7 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
         raise
     rep["sample_rate"] = rate
     rep["format"] = ex.format
-    rep["bit_depth"] = int(ex.bit_depth) if ex.format != "mp3" else None
+    rep["bit_depth"] = None if ex.format in LOSSY_FORMATS else int(ex.bit_depth)
     return rep, analyzer
 
 

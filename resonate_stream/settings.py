@@ -38,6 +38,7 @@ import yaml
 from engine.config import PipelineConfig
 from engine.config_fields import Choice, Flag, Number, Section, Text, build, check_fields, setting
 from engine.enhance.config import EnhanceConfig
+from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
 from engine.errors import SettingsError
 from engine.master.config import MasterConfig
 from engine.mix import MixConfig
@@ -79,18 +80,23 @@ class SeparationSettings:
 class ExportSettings:
     """Output file.
 
-    format: ``wav``, ``flac`` or ``mp3`` (VBR ~250 kbit/s).
+    format: ``wav``, ``flac``, ``mp3`` (VBR ~250 kbit/s), ``ogg`` (Vorbis) or
+        ``opus`` (48 kHz).
     bit_depth: 16 or 24 (integer, TPDF-dithered) or 32 (float, WAV only);
-        ignored for MP3.
+        ignored for the lossy formats.
     sample_rate: 44100, 48000 or ``keep`` (the input's rate).
+    mp3_bitrate: constant MP3 bitrate in kbit/s, or None for VBR V0.
     """
 
-    format: str = setting(Choice(("wav", "flac", "mp3")), "wav")
+    format: str = setting(Choice(tuple(EXPORT_FORMATS)), "wav")
     bit_depth: int = setting(Choice((16, 24, 32)), 24)
     sample_rate: int | str = setting(Choice((44100, 48000, "keep")), 44100)
+    mp3_bitrate: int | None = setting(Choice((None,) + MP3_BITRATES), None)
 
     def __post_init__(self) -> None:
         check_fields(self, "export")
+        if self.mp3_bitrate is not None and self.format != "mp3":
+            raise SettingsError(f"export.mp3_bitrate is for mp3 output only (format is {self.format})")
         if self.format == "flac" and self.bit_depth == 32:
             raise SettingsError("FLAC stores 16 or 24-bit integers: use --bit-depth 16 or 24, or --format wav")
 

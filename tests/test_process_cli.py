@@ -158,6 +158,7 @@ def test_bad_input_gives_one_typed_line_and_no_output(tmp_path, capsys, name, pa
 
 
 def test_unwritable_output_fails_before_work(song, tmp_path, capsys):
+    (tmp_path / "no").write_text("a file where a folder should be")  # missing folders are created; this cannot be
     rc = main(["process", str(song), "-o", str(tmp_path / "no" / "such" / "dir" / "o.wav"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error [output_unwritable]")
@@ -167,7 +168,7 @@ def test_existing_output_survives_a_failed_run(tmp_path, capsys):
     out = tmp_path / "keep.wav"
     out.write_bytes(b"previous result")
     bad = _bad(tmp_path, "bad.wav", _nan_wav)
-    assert main(["process", str(bad), "-o", str(out), "-q"]) == 2
+    assert main(["process", str(bad), "-o", str(out), "-q", "--overwrite"]) == 2
     assert out.read_bytes() == b"previous result"
 
 
@@ -215,12 +216,12 @@ def test_second_run_reuses_cached_stems_with_identical_output(song, tmp_path, ca
     assert json.loads((tmp_path / "rc.json").read_text())["separation"]["cache"] == "hit"
     assert a.read_bytes() != c.read_bytes()
     capsys.readouterr()
-    assert main(["cache", "ls"]) == 0
+    assert main(["cache", "ls", "--json"]) == 0
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(entries) == 1
     assert main(["cache", "clear"]) == 0
     assert "removed 1" in capsys.readouterr().out
-    assert main(["process", str(song), "-o", str(a), "-q", "--no-cache", "--report", str(tmp_path / "rd.json")]) == 0
+    assert main(["process", str(song), "-o", str(a), "-q", "-y", "--no-cache", "--report", str(tmp_path / "rd.json")]) == 0
     assert json.loads((tmp_path / "rd.json").read_text())["separation"]["cache"] is None
 
 
@@ -228,7 +229,7 @@ def test_failed_job_leaves_no_cache_entry(tmp_path, capsys):
     bad = _bad(tmp_path, "nan.wav", _nan_wav)
     assert main(["process", str(bad), "-o", str(tmp_path / "o.wav"), "-q"]) == 2
     capsys.readouterr()
-    assert main(["cache", "ls"]) == 0
+    assert main(["cache", "ls", "--json"]) == 0
     assert capsys.readouterr().out.strip() == ""
 
 

@@ -3,8 +3,11 @@
 * :mod:`engine.io.decode` - ``open_audio`` / ``AudioDecoder`` (any file ->
   44.1 kHz stereo float32 blocks), ``probe``, ``PcmPushDecoder`` (raw PCM
   bytes pushed in pieces -> blocks).
-* :mod:`engine.io.encode` - ``AudioWriter`` (blocks -> WAV/FLAC/MP3,
-  progressive and atomic, TPDF-dithered), ``check_writable``.
+* :mod:`engine.io.decoders` - the backends behind ``AudioDecoder``:
+  ``SoundFileDecoder`` (libsndfile) and ``PyAVDecoder`` (FFmpeg).
+* :mod:`engine.io.encode` - ``AudioWriter`` (blocks -> WAV/FLAC/MP3/Ogg
+  Vorbis/Opus, progressive and atomic, TPDF-dithered), ``check_writable``,
+  ``export_format_for`` (the format an output name asks for).
 * :mod:`engine.io.resample` - ``StreamResampler`` (libsoxr, streaming).
 * :mod:`engine.io.channels` - the downmix to stereo.
 

@@ -6,11 +6,16 @@ from typing import Sequence
 import numpy as np
 
 from engine.audio import CHANNELS, SAMPLE_RATE, check_finite
+from engine.errors import UnsupportedAudioError
 
 from .channels import StereoDownmixer, upmix_mono
 from .reblock import FixedBlocker
 from .resample import StreamResampler
 from .validation import validate_stream_format
+
+#: largest accepted sample magnitude (+60 dBFS): float files beyond it are not
+#: recordings (a float export scaled by 1e6, 1e30 garbage) and would overflow the DSP
+MAX_SAMPLE_MAGNITUDE = 1000.0
 
 
 class WorkingFormatConverter:
@@ -20,7 +25,9 @@ class WorkingFormatConverter:
     float or already-scaled data) and returns a list of ``(2, block_size)``
     float32 blocks at :data:`engine.audio.SAMPLE_RATE`; ``finish()`` returns
     the rest (the last block may be shorter).  Steps: NaN/Inf check
-    (:class:`NonFiniteAudioError` naming the time in the source), downmix
+    (:class:`NonFiniteAudioError` naming the time in the source), level check
+    (samples beyond :data:`MAX_SAMPLE_MAGNITUDE`, +60 dBFS:
+    :class:`UnsupportedAudioError`), downmix
     (:mod:`engine.io.channels`; mono stays mono until after resampling),
     streaming resampling (libsoxr HQ), re-blocking.  State is O(block_size).
     """
@@ -42,6 +49,12 @@ class WorkingFormatConverter:
         if block.shape[1] == 0:
             return []
         check_finite(block, where=f"{self.where} (near {self.consumed / self.sample_rate:.2f} s)")
+        peak = float(np.max(np.abs(block)))
+        if peak > MAX_SAMPLE_MAGNITUDE:
+            raise UnsupportedAudioError(
+                f"{self.where} holds samples up to {peak:.3g} (+{20 * np.log10(peak):.0f} dBFS) near "
+                f"{self.consumed / self.sample_rate:.2f} s; audio is expected within about +-1 (0 dBFS). "
+                "It is probably a float file exported with a wrong scale: re-export it normalised.")
         self.consumed += block.shape[1]
         return self._emit(self._blocker.push(self._to_stereo(self._resampler.process(self._mix.process(block)))))
 

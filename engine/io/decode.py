@@ -7,7 +7,7 @@ source's rate, channel count or container.  Memory stays flat however long
 the recording: one block of source audio, one of output, and the resampler's
 filter state.
 
-Backends (:mod:`engine.io.sources`): libsndfile for WAV, FLAC, Ogg
+Backends (:mod:`engine.io.decoders`): libsndfile for WAV, FLAC, Ogg
 (Vorbis/Opus), MP3, AIFF...; FFmpeg via PyAV for m4a/AAC, video files with an
 audio track and anything else libsndfile cannot open.  Conversion: channels
 per :mod:`engine.io.channels` (mono duplicated; more than two channels
@@ -26,7 +26,10 @@ EmptyFileError              empty_audio            open: zero-byte file (also a
 EmptyAudioError             empty_audio            open (or first block): no samples
 NotAudioError               not_audio              open: neither backend recognises it
 UnsupportedAudioError       unsupported_audio      open: rate outside 8-384 kHz,
-                                                   0 or > 32 channels
+                                                   0 or > 32 channels, an encoding no
+                                                   backend decodes (unknown WAV format
+                                                   tag, 0-bit samples, 16-bit float),
+                                                   not a regular file (FIFO, device)
 TruncatedAudioError         truncated_audio        open: WAV data chunk shorter than its
                                                    header, WAV header cut, Ogg without
                                                    end-of-stream page, audio container
@@ -36,6 +39,9 @@ TruncatedAudioError         truncated_audio        open: WAV data chunk shorter 
                                                    FLAC / MP3 (Xing) / m4a shorter than
                                                    stated
 NonFiniteAudioError         non_finite_samples     at the block holding NaN/Inf
+UnsupportedAudioError       unsupported_audio      at the block holding samples beyond
+                                                   +-1000 (+60 dBFS: a float file with
+                                                   a wrong scale)
 ==========================  =====================  ====================================
 
 Truncation that cannot be seen: a raw MP3 without a Xing/Info header, ADTS
@@ -47,6 +53,7 @@ file decodes as far as it goes instead of raising (``decoder.truncated`` and
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -55,19 +62,20 @@ import numpy as np
 import soundfile as sf
 
 from engine.audio import SAMPLE_RATE
-from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError
+from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError, UnsupportedAudioError
 
 from .conform import WorkingFormatConverter
+from .cstderr import captured_c_stderr
 from .exceptions import AudioFileNotFoundError, AudioFileUnreadableError, EmptyFileError
 from .headers import ogg_is_complete, read_head, read_wav_header, sniff_container
 from .info import AudioInfo
 from .pcm import PcmPushDecoder
-from .sources import PyAVSource, SoundFileSource
+from .decoders import PyAVDecoder, SoundFileDecoder
 from .validation import validate_stream_format
 
 __all__ = ["AudioInfo", "AudioDecoder", "PcmPushDecoder", "probe", "open_audio"]
 
-Source = SoundFileSource | PyAVSource
+BackendDecoder = SoundFileDecoder | PyAVDecoder
 
 
 class AudioDecoder:
@@ -82,11 +90,11 @@ class AudioDecoder:
     estimate in seconds, or ``None``), ``block_size`` (samples), ``truncated``.
     """
 
-    def __init__(self, source: Source, block_seconds: float = 1.0):
+    def __init__(self, backend: BackendDecoder, block_seconds: float = 1.0):
         if not block_seconds > 0:
             raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
-        self._source = source
-        self.info: AudioInfo = source.info
+        self._backend = backend
+        self.info: AudioInfo = backend.info
         self.block_size = max(1, int(round(block_seconds * SAMPLE_RATE)))
         self._read_frames = max(1, int(round(block_seconds * self.info.sample_rate)))
         self.position = 0
@@ -104,15 +112,15 @@ class AudioDecoder:
     @property
     def truncated(self) -> bool:
         """True once a truncation was found (only without raising: ``allow_truncated``)."""
-        return self._source.truncated
+        return self._backend.truncated
 
     @property
     def truncation_message(self) -> str | None:
-        return self._source.truncation_message
+        return self._backend.truncation_message
 
     def _generate(self) -> Iterator[np.ndarray]:
         conv = self._converter
-        for native in self._source.blocks(self._read_frames):
+        for native in self._backend.blocks(self._read_frames):
             yield from conv.push(native)
         yield from conv.finish()
         if conv.consumed == 0:
@@ -135,7 +143,7 @@ class AudioDecoder:
         if not self.closed:
             self.closed = True
             self._blocks.close()
-            self._source.close()
+            self._backend.close()
 
     def __enter__(self) -> "AudioDecoder":
         return self
@@ -157,7 +165,7 @@ def open_audio(path: str | os.PathLike, block_seconds: float = 1.0, *,
     Raises the typed errors listed in the module docstring; problems visible
     in the headers are raised here, before any audio is decoded.
     """
-    return AudioDecoder(_open_source(path, allow_truncated), block_seconds)
+    return AudioDecoder(_open_backend(path, allow_truncated), block_seconds)
 
 
 def probe(path: str | os.PathLike, *, allow_truncated: bool = False) -> AudioInfo:
@@ -167,17 +175,17 @@ def probe(path: str | os.PathLike, *, allow_truncated: bool = False) -> AudioInf
     (missing, not audio, empty, unsupported rate/channels, truncation seen in
     the headers), so a job can fail before doing any work.
     """
-    source = _open_source(path, allow_truncated)
+    backend = _open_backend(path, allow_truncated)
     try:
-        return source.info
+        return backend.info
     finally:
-        source.close()
+        backend.close()
 
 
 # --------------------------------------------------------------------------- opening
 
 
-def _open_source(path: str | os.PathLike, allow_truncated: bool) -> Source:
+def _open_backend(path: str | os.PathLike, allow_truncated: bool) -> BackendDecoder:
     p = Path(path)
     name = p.name or str(p)
     try:
@@ -188,6 +196,10 @@ def _open_source(path: str | os.PathLike, allow_truncated: bool) -> Source:
         raise AudioFileUnreadableError(f"{p}: cannot read it ({e.strerror}).") from None
     if p.is_dir():
         raise AudioFileUnreadableError(f"{p} is a folder, not an audio file.")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() forever; devices never end
+        raise UnsupportedAudioError(
+            f"{p} is not a regular file (a pipe, socket or device): Resonate reads recordings "
+            "from files. Save the stream to a file first.")
     try:
         head = read_head(p)
     except OSError as e:
@@ -207,13 +219,13 @@ def _open_source(path: str | os.PathLike, allow_truncated: bool) -> Source:
     if cut_message and not allow_truncated:
         raise TruncatedAudioError(cut_message)
 
-    source = _try_soundfile(p, allow_truncated)
-    sf_said_empty = source == "empty"
-    if not isinstance(source, SoundFileSource):
-        source = _try_pyav(p, name, kind, sf_said_empty, allow_truncated)
+    backend = _try_soundfile(p, allow_truncated)
+    sf_said_empty = backend == "empty"
+    if not isinstance(backend, SoundFileDecoder):
+        backend = _try_pyav(p, name, kind, sf_said_empty, allow_truncated)
     if cut_message:
-        source.truncated, source.truncation_message = True, cut_message
-    return source
+        backend.truncated, backend.truncation_message = True, cut_message
+    return backend
 
 
 def _check_wav(p: Path, name: str) -> str | None:
@@ -235,10 +247,11 @@ def _check_wav(p: Path, name: str) -> str | None:
     return None
 
 
-def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileSource | str | None:
-    """A libsndfile source, ``"empty"`` if it opens with zero frames, ``None`` if it cannot."""
+def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileDecoder | str | None:
+    """A libsndfile decoder, ``"empty"`` if it opens with zero frames, ``None`` if it cannot."""
     try:
-        handle = sf.SoundFile(str(p))
+        with captured_c_stderr(p.name):  # libmpg123 chatter while sniffing a damaged MP3
+            handle = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         return None
     if handle.frames <= 0:
@@ -250,11 +263,11 @@ def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileSource | str | No
     except Exception:
         handle.close()
         raise
-    return SoundFileSource(p, handle, allow_truncated)
+    return SoundFileDecoder(p, handle, allow_truncated)
 
 
 def _try_pyav(p: Path, name: str, kind: str | None, sf_said_empty: bool,
-              allow_truncated: bool) -> PyAVSource:
+              allow_truncated: bool) -> PyAVDecoder:
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
@@ -273,11 +286,11 @@ def _try_pyav(p: Path, name: str, kind: str | None, sf_said_empty: bool,
             raise NotAudioError(
                 f"{name} contains no audio stream (format: {container.format.long_name}). "
                 "Choose a recording with sound.")
-        source = PyAVSource(p, container, allow_truncated)
-        validate_stream_format(source.info.sample_rate, source.info.channels, name)
-        if sf_said_empty and not source.info.frames:
+        decoder = PyAVDecoder(p, container, allow_truncated)
+        validate_stream_format(decoder.info.sample_rate, decoder.info.channels, name)
+        if sf_said_empty and not decoder.info.frames:
             raise EmptyAudioError(f"{name} contains no audio samples (zero-length recording).")
-        return source
+        return decoder
     except BaseException:
         container.close()
         raise

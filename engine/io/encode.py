@@ -1,4 +1,4 @@
-"""Progressive, atomic export of working audio to WAV, FLAC or MP3.
+"""Progressive, atomic export of working audio to WAV, FLAC, MP3, Ogg Vorbis or Opus.
 
 :class:`AudioWriter` takes the engine's float32 ``(2, n)`` 44.1 kHz blocks
 and writes them as they come (memory flat), optionally resampled (libsoxr
@@ -14,11 +14,18 @@ wav         32           FLOAT (IEEE 32-bit), no dither, not clipped
 flac        16 / 24      PCM_16 / PCM_24, TPDF dither, clipped
 flac        32           :class:`UnsupportedExportError` (FLAC is integer)
 mp3         ignored      MPEG-1 Layer III via LAME, VBR quality V0 (about
-                         250 kbps), clipped to [-1, 1]; rates 8-48 kHz
+                         250 kbps) or constant ``mp3_bitrate`` kbit/s,
+                         clipped to [-1, 1]; rates 8-48 kHz
+ogg         ignored      Ogg Vorbis, quality 0.7 (about 200 kbps),
+                         clipped to [-1, 1]
+opus        ignored      Ogg Opus (libsndfile's default bitrate), clipped;
+                         rates 8, 12, 16, 24 or 48 kHz only
 ==========  ===========  ==========================================
 
-Output is deterministic: the same audio and ``dither_seed`` give the same
-bytes, however the stream was cut into blocks (the timestamp of the float
+WAV, FLAC and MP3 output is deterministic: the same audio and ``dither_seed``
+give the same bytes, however the stream was cut into blocks (Ogg files carry
+a random stream serial number, so their bytes differ; the audio does not).
+The timestamp of the float
 WAV ``PEAK`` chunk is zeroed).  WAV is written as RF64 that downgrades itself
 to a plain RIFF WAV (``WAVE_FORMAT_EXTENSIBLE``) when it ends under 4 GiB, so
 a long concert at high rates or in float never overflows the RIFF size
@@ -41,16 +48,26 @@ from .exceptions import UnsupportedExportError
 from .resample import StreamResampler
 from .validation import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
-__all__ = ["AudioWriter", "check_writable", "EXPORT_FORMATS", "UnsupportedExportError"]
+__all__ = ["AudioWriter", "check_writable", "export_format_for", "EXPORT_FORMATS", "LOSSY_FORMATS",
+           "MP3_BITRATES", "UnsupportedExportError"]
 
-#: export format -> libsndfile major format
-EXPORT_FORMATS: dict[str, str] = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+#: export format (also the file extension) -> libsndfile major format
+EXPORT_FORMATS: dict[str, str] = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3", "ogg": "OGG", "opus": "OGG"}
+#: formats without a bit depth (lossy codecs)
+LOSSY_FORMATS = ("mp3", "ogg", "opus")
+#: file extensions that name an export format besides the format names themselves
+_EXTENSION_ALIASES = {"wave": "wav", "oga": "ogg"}
 _SUBTYPES: dict[tuple[str, int], str] = {
     ("wav", 16): "PCM_16", ("wav", 24): "PCM_24", ("wav", 32): "FLOAT",
     ("flac", 16): "PCM_16", ("flac", 24): "PCM_24",
 }
+_LOSSY_SUBTYPES = {"mp3": "MPEG_LAYER_III", "ogg": "VORBIS", "opus": "OPUS"}
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
+#: constant MP3 bitrates, kbit/s (MPEG-1 Layer III: output rates 32-48 kHz)
+MP3_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _MP3_VBR_QUALITY = 0.0  # libsndfile compression level 0..1 -> LAME V0..V10
+_VORBIS_COMPRESSION = 0.3  # libsndfile compression level 0..1 -> Vorbis quality 1..0
 # sndfile.h commands python-soundfile does not export
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 _SFC_RF64_AUTO_DOWNGRADE = 0x1210
@@ -108,13 +125,33 @@ def zero_peak_timestamp(path: str | os.PathLike) -> bool:
     return False
 
 
-def _resolve_format(path: Path, format: str | None) -> str:
-    fmt = (format or path.suffix.lstrip(".")).lower()
-    if fmt not in EXPORT_FORMATS:
+def export_format_for(path: str | os.PathLike, format: str | None = None) -> str:
+    """The export format of ``path``: ``format`` if given, else the one its extension names.
+
+    Raises :class:`UnsupportedExportError` (``unsupported_export``) when the
+    extension names no export format (or there is none) and ``format`` is not
+    given, when ``format`` is unknown, or when both are given and disagree
+    (``-o x.flac --format mp3``), listing the formats that can be written.
+    """
+    p = Path(path)
+    ext = p.suffix.lower().lstrip(".")
+    ext_fmt = _EXTENSION_ALIASES.get(ext, ext) if ext else None
+    choices = ", ".join(EXPORT_FORMATS)
+    if format is not None:
+        fmt = format.lower()
+        if fmt not in EXPORT_FORMATS:
+            raise UnsupportedExportError(f"cannot export as {format!r}: choose one of {choices}.")
+        if ext_fmt in EXPORT_FORMATS and ext_fmt != fmt:
+            raise UnsupportedExportError(
+                f"the output name {p.name!r} says {ext_fmt} but the format option says {fmt}: "
+                f"name the file .{fmt}, or drop the format option.")
+        return fmt
+    if ext_fmt not in EXPORT_FORMATS:
+        what = f"its extension .{ext} is not one" if ext else "it has no extension"
         raise UnsupportedExportError(
-            f"cannot export {path.name!r} as {fmt or 'an unnamed format'!r}: choose one of "
-            f"{', '.join(EXPORT_FORMATS)} (by file extension or the format option).")
-    return fmt
+            f"cannot tell which format to write {p.name!r} in ({what}): name it with one of "
+            f".{', .'.join(EXPORT_FORMATS)}, or give the format option ({choices}).")
+    return ext_fmt
 
 
 class AudioWriter:
@@ -122,10 +159,13 @@ class AudioWriter:
 
     ``path``: destination (its folder must exist and be writable; checked at
     construction by :func:`check_writable`).  ``format``: ``"wav"``,
-    ``"flac"`` or ``"mp3"``; ``None`` takes it from the extension.
+    ``"flac"``, ``"mp3"``, ``"ogg"`` or ``"opus"``; ``None`` takes it from the
+    extension (:func:`export_format_for`; a disagreeing pair is refused).
     ``sample_rate``: output rate in Hz.  ``input_rate``: rate of the blocks
     given to ``write`` (default 44100); resampled when the two differ.
-    ``bit_depth``: 16, 24 or 32 (float WAV only); ignored for MP3.
+    ``bit_depth``: 16, 24 or 32 (float WAV only); ignored for the lossy
+    formats.  ``mp3_bitrate``: constant MP3 bitrate in kbit/s (one of
+    :data:`MP3_BITRATES`, output rates 32-48 kHz), ``None`` for VBR V0.
     ``dither_seed``: seeds the TPDF dither (same seed -> same bytes).
     ``channels``: 2, or 1 for a mono file (mean of left and right).
 
@@ -139,16 +179,17 @@ class AudioWriter:
 
     def __init__(self, path: str | os.PathLike, format: str | None = None, sample_rate: int = SAMPLE_RATE,
                  bit_depth: int = 16, dither_seed: int = 0, channels: int = CHANNELS,
-                 input_rate: int = SAMPLE_RATE):
+                 input_rate: int = SAMPLE_RATE, mp3_bitrate: int | None = None):
         self.path = check_writable(path)
         self.input_rate = int(input_rate)
-        self.format = _resolve_format(self.path, format)
+        self.format = export_format_for(self.path, format)
+        self.mp3_bitrate = None if mp3_bitrate is None else int(mp3_bitrate)
         self.sample_rate = int(sample_rate)
         self.bit_depth = int(bit_depth)
         self.channels = int(channels)
         self.dither_seed = int(dither_seed)
         self._validate()
-        self.subtype = "MPEG_LAYER_III" if self.format == "mp3" else _SUBTYPES[(self.format, self.bit_depth)]
+        self.subtype = _LOSSY_SUBTYPES.get(self.format) or _SUBTYPES[(self.format, self.bit_depth)]
         self.frames_written = 0
         self.closed = False
         self._atomic = AtomicOutput(self.path)
@@ -167,7 +208,7 @@ class AudioWriter:
     def _validate(self) -> None:
         if self.channels not in (1, 2):
             raise UnsupportedExportError(f"exports are mono or stereo; channels={self.channels} is not supported.")
-        if self.bit_depth not in (16, 24, 32) and self.format != "mp3":
+        if self.bit_depth not in (16, 24, 32) and self.format not in LOSSY_FORMATS:
             raise UnsupportedExportError(f"bit depth must be 16, 24 or 32, got {self.bit_depth}.")
         if self.format == "flac" and self.bit_depth == 32:
             raise UnsupportedExportError(
@@ -178,14 +219,35 @@ class AudioWriter:
                 raise UnsupportedExportError(
                     f"MP3 cannot store {self.sample_rate} Hz; use one of "
                     f"{', '.join(map(str, MP3_SAMPLE_RATES))} Hz (44100 recommended), or WAV/FLAC.")
+        elif self.format == "opus":
+            if self.sample_rate not in OPUS_SAMPLE_RATES:
+                raise UnsupportedExportError(
+                    f"Opus cannot store {self.sample_rate} Hz; use 48000 Hz (or "
+                    f"{', '.join(map(str, OPUS_SAMPLE_RATES[:-1]))}), or Ogg Vorbis (.ogg) for 44100 Hz.")
         elif not (MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE):
             raise UnsupportedExportError(
                 f"output sample rate {self.sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz.")
+        if self.mp3_bitrate is not None:
+            if self.format != "mp3":
+                raise UnsupportedExportError(f"an MP3 bitrate was given but the output is {self.format}, not mp3.")
+            if self.mp3_bitrate not in MP3_BITRATES:
+                raise UnsupportedExportError(
+                    f"MP3 bitrate {self.mp3_bitrate} kbit/s is not one MP3 has; use one of "
+                    f"{', '.join(map(str, MP3_BITRATES))}.")
+            if self.sample_rate < 32000:
+                raise UnsupportedExportError(
+                    f"a constant MP3 bitrate needs an output rate of 32000-48000 Hz, not {self.sample_rate} Hz.")
 
     def _open_soundfile(self) -> sf.SoundFile:
         kwargs = {}
-        if self.format == "mp3":
+        if self.format == "mp3" and self.mp3_bitrate is None:
             kwargs = dict(compression_level=_MP3_VBR_QUALITY, bitrate_mode="VARIABLE")
+        elif self.format == "mp3":
+            # libsndfile maps compression 0..1 linearly onto 320..32 kbit/s (CBR); 1.0 itself is refused
+            level = min(0.9999, (320 - self.mp3_bitrate) / (320 - 32))
+            kwargs = dict(compression_level=level, bitrate_mode="CONSTANT")
+        elif self.format == "ogg":
+            kwargs = dict(compression_level=_VORBIS_COMPRESSION)
         major = EXPORT_FORMATS[self.format]
         if self.format == "wav":
             # RF64 that downgrades itself to a plain WAV (WAVE_FORMAT_EXTENSIBLE) when the
@@ -225,7 +287,7 @@ class AudioWriter:
             return
         if self._quantizer is not None:
             data = self._quantizer.quantize(x)
-        elif self.format == "mp3":
+        elif self.format in LOSSY_FORMATS:
             data = np.ascontiguousarray(np.clip(x, -1.0, 1.0).T)
         else:
             data = np.ascontiguousarray(x.T)

@@ -1,11 +1,12 @@
-"""Decoding backends: native-format blocks from a file, streamed.
+"""Decoding backends: native-format blocks from a file, streamed (the
+"decoders" behind :class:`engine.io.decode.AudioDecoder`).
 
 Two backends, same interface (``info``, ``blocks(frames)``, ``close()``,
 ``truncated``):
 
-* :class:`SoundFileSource` - libsndfile (WAV, FLAC, Ogg/Vorbis/Opus, MP3,
+* :class:`SoundFileDecoder` - libsndfile (WAV, FLAC, Ogg/Vorbis/Opus, MP3,
   AIFF, ...), read ``frames`` at a time with ``SoundFile.read``.
-* :class:`PyAVSource` - FFmpeg through PyAV for everything else (m4a/AAC,
+* :class:`PyAVDecoder` - FFmpeg through PyAV for everything else (m4a/AAC,
   video files with an audio track, WMA, ...), decoded packet by packet.
 
 Both yield float32 ``(source_channels, n)`` blocks at the source rate and hold
@@ -26,6 +27,7 @@ import soundfile as sf
 
 from engine.errors import TruncatedAudioError, UnsupportedAudioError
 
+from .cstderr import captured_c_stderr
 from .headers import mp3_has_length_header
 from .info import AudioInfo
 
@@ -51,7 +53,7 @@ class _TruncationPolicy:
 _LOSSY_LENGTH_SLACK = 2 * 1152
 
 
-class SoundFileSource(_TruncationPolicy):
+class SoundFileDecoder(_TruncationPolicy):
     """A file libsndfile can open, read ``frames`` at a time (float32)."""
 
     def __init__(self, path: str | os.PathLike, handle: sf.SoundFile, allow_truncated: bool = False):
@@ -72,6 +74,7 @@ class SoundFileSource(_TruncationPolicy):
             self._check_length_slack = _LOSSY_LENGTH_SLACK
         else:
             self._check_length_slack = None
+        self._quiet = fmt == "MP3"  # libmpg123 prints resync notes to descriptor 2
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         """Yield ``(channels, <=frames)`` float32 blocks until the end of the file."""
@@ -106,7 +109,11 @@ class SoundFileSource(_TruncationPolicy):
         """
         out = np.empty((frames, self.info.channels), dtype=np.float32)
         ptr = sf._ffi.cast("float *", out.__array_interface__["data"][0])
-        n = sf._snd.sf_readf_float(self._f._file, ptr, frames)
+        if self._quiet:
+            with captured_c_stderr(os.path.basename(self.path)):
+                n = sf._snd.sf_readf_float(self._f._file, ptr, frames)
+        else:
+            n = sf._snd.sf_readf_float(self._f._file, ptr, frames)
         err = sf._snd.sf_error(self._f._file)
         if err != 0:
             raise sf.LibsndfileError(err)
@@ -135,7 +142,7 @@ def frame_to_array(frame: av.AudioFrame, channels: int) -> np.ndarray:
     base = name[:-1] if name.endswith("p") else name
     if base not in _SAMPLE_SCALE:
         raise UnsupportedAudioError(f"decoded sample format {name!r} is not supported")
-    a = frame.to_ndarray()
+    a = _s64_array(frame, channels) if base == "s64" else frame.to_ndarray()
     if not frame.format.is_planar:
         a = a.reshape(-1, channels).T
     if base == "u8":
@@ -145,7 +152,19 @@ def frame_to_array(frame: av.AudioFrame, channels: int) -> np.ndarray:
     return (a.astype(np.float64) * _SAMPLE_SCALE[base]).astype(np.float32)
 
 
-class PyAVSource(_TruncationPolicy):
+def _s64_array(frame: av.AudioFrame, channels: int) -> np.ndarray:
+    """64-bit integer samples read from the frame's planes (PyAV has no numpy view of s64).
+
+    Planar: ``(channels, samples)``; packed: ``(1, samples * channels)`` interleaved,
+    as ``to_ndarray`` gives the other formats.
+    """
+    n = frame.samples
+    if frame.format.is_planar:
+        return np.stack([np.frombuffer(bytes(pl), dtype="<i8", count=n) for pl in frame.planes[:channels]])
+    return np.frombuffer(bytes(frame.planes[0]), dtype="<i8", count=n * channels)[None, :]
+
+
+class PyAVDecoder(_TruncationPolicy):
     """The first audio stream of a container FFmpeg can open, decoded frame by frame."""
 
     def __init__(self, path: str | os.PathLike, container: av.container.InputContainer,
@@ -155,6 +174,11 @@ class PyAVSource(_TruncationPolicy):
         self.allow_truncated = allow_truncated
         self._stream = container.streams.audio[0]
         cc = self._stream.codec_context
+        if cc is None:  # FFmpeg has no decoder for this codec (unknown WAV format tag, 0-bit PCM ...)
+            raise UnsupportedAudioError(
+                f"{os.path.basename(self.path)}: its audio encoding is not one Resonate can decode "
+                "(an unknown WAV format tag, 0 bits per sample, or a float tag with 16 bits). "
+                "Convert it to WAV, FLAC or MP3 first.")
         rate = int(cc.sample_rate or self._stream.rate or 0)
         layout = cc.layout
         channels = int(layout.nb_channels if layout is not None else cc.channels)
