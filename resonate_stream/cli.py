@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.errors import ResonateError
+from engine.errors import ResonateError, SettingsError
 from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
 
 from .output_names import DEFAULT_NAME_TEMPLATE
@@ -78,8 +78,13 @@ def settings_from_args(args: argparse.Namespace, output: Path | None = None):
     }
     fmt = args.format
     export = over.get("export")
-    chosen = isinstance(export, dict) and "format" in export  # by --settings / --set: the suffix does not override
-    if fmt is None and not chosen and output is not None and output.suffix.lower().lstrip(".") in ("wav", "flac", "mp3"):
+    chosen = export.get("format") if isinstance(export, dict) else None  # by --settings / --set
+    if chosen is not None:
+        Settings.from_preset(args.preset, over)  # a bad value is named as such first
+        if fmt is not None and fmt != chosen:
+            raise SettingsError(f"export.format is {chosen} but the output is {fmt}"
+                                f"{f' ({output.name})' if output is not None else ''}: make them agree")
+    elif fmt is None and output is not None and output.suffix.lower().lstrip(".") in EXPORT_FORMATS:
         fmt = output.suffix.lower().lstrip(".")
     flags[("export", "format")] = fmt
     for (section, key), value in flags.items():

@@ -72,7 +72,8 @@ BAD = [
     ("master.ceiling_dbtp=1", "master.ceiling_dbtp", "a number in [-12, 0]"),
     ("master.limiter_lookahead_ms=0.5", "master.limiter_lookahead_ms", "a number in [2, 50]"),
     ("master.limiter_release_ms=fast", "master.limiter_release_ms", "a number in [1, 2000]"),
-    ("export.format=ogg", "export.format", "one of wav, flac, mp3"),
+    ("export.format=aiff", "export.format", "one of wav, flac, mp3, ogg, opus"),
+    ("export.mp3_bitrate=100", "export.mp3_bitrate", "one of None, 32, 40"),
     ("export.bit_depth=20", "export.bit_depth", "one of 16, 24, 32"),
     ("export.bit_depth='24'", "export.bit_depth", "one of 16, 24, 32"),
     ("export.sample_rate=22050", "export.sample_rate", "one of 44100, 48000, keep"),
@@ -279,3 +280,10 @@ def test_docs_state_every_field_and_its_valid_range():
             continue
         row = f"| `{name}` | {check.accepts()} |"
         assert row in text, f"docs/settings.md lacks the row {row}"
+
+
+def test_set_export_format_must_agree_with_the_output_extension(wav, tmp_path, capsys):
+    rc = main(["process", str(wav), "-o", str(tmp_path / "o.wav"), "-q", "--set", "export.format=flac"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error [bad_settings]: export.format is flac but the output is wav"), err
+    assert not (tmp_path / "o.wav").exists()
