@@ -40,17 +40,31 @@ def parse_ebur128_summary(text: str) -> dict | None:
     return {"lufs": float(mi.group(1)), "true_peak_dbtp": float(mt.group(1))}
 
 
-def ffmpeg_ebur128(path: str | Path, timeout_s: float = 300.0) -> dict | None:
-    """Integrated loudness (LUFS) and true peak (dBTP) of ``path`` by ffmpeg, or
-    ``None`` when ffmpeg is missing.  Raises ``RuntimeError`` if ffmpeg fails."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    cmd = [exe, "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"]
+_PEAK = re.compile(r"Peak level dB:\s*(-?[\d.]+|-inf)")
+
+
+def _ffmpeg(path: str | Path, filters: str, timeout_s: float) -> str:
+    cmd = [shutil.which("ffmpeg"), "-hide_banner", "-nostats", "-i", str(path), "-af", filters, "-f", "null", "-"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-    out = parse_ebur128_summary(r.stderr)
-    if r.returncode != 0 or out is None:
-        raise RuntimeError(f"ffmpeg ebur128 failed on {path}: {r.stderr[-400:]}")
+    if r.returncode != 0:
+        raise RuntimeError(f"ffmpeg {filters} failed on {path}: {r.stderr[-400:]}")
+    return r.stderr
+
+
+def ffmpeg_ebur128(path: str | Path, timeout_s: float = 300.0) -> dict | None:
+    """Integrated loudness (LUFS) and true peak (dBTP) of ``path`` by ffmpeg's
+    ``ebur128=peak=true`` (one decimal, as it prints them), plus
+    ``true_peak_192k_dbtp``: the peak of the file resampled to 192 kHz by
+    libswresample (``aresample=192000,astats``), which is how ebur128 finds
+    its true peak, to six decimals.  ``None`` when ffmpeg is missing; raises
+    ``RuntimeError`` if ffmpeg fails."""
+    if not have_ffmpeg():
+        return None
+    out = parse_ebur128_summary(_ffmpeg(path, "ebur128=peak=true", timeout_s))
+    if out is None:
+        raise RuntimeError(f"ffmpeg ebur128 printed no summary for {path}")
+    m = _PEAK.findall(_ffmpeg(path, "aresample=192000,astats=measure_perchannel=none", timeout_s))
+    out["true_peak_192k_dbtp"] = float(m[-1]) if m else None
     return out
 
 
