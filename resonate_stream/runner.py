@@ -105,7 +105,9 @@ def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float],
     cfg = StageConfigs(enhance=enhance, restore=restore,
                        mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
                        lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
-                       band_limits_hz=band_limits_hz)
+                       band_limits_hz=band_limits_hz,
+                       # restore branch (issue 12 item 7): prime the preview with the input's first seconds
+                       preview_initial_lufs=(input_metrics or {}).get("integrated_lufs"))
     return cfg, strategy
 
 
