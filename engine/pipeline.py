@@ -38,9 +38,9 @@ class StageConfigs:
     lookahead_ms: float = 5.0
     release_ms: float = 80.0
     band_limits_hz: tuple[float, float] = (20.0, 20000.0)
-    #: loudness of the input's first seconds (runner's up-front analysis, LUFS): primes
-    #: the preview's loudness estimate (restore branch, issue 12 item 7; None = unknown)
-    preview_initial_lufs: float | None = None
+    #: the input's first seconds measured up front (engine.master.preview.PreviewPrior):
+    #: primes the preview's loudness estimate (restore branch, issue 12 item 7; None = unknown)
+    preview_prior: object | None = None
 
 
 def build_stem_chain(stem: str, cfg: StageConfigs) -> Stage:
@@ -98,7 +98,7 @@ class MixMaster:
         self.mixer = StemMixer(cfg.mix, sample_rate=SAMPLE_RATE)
         self.preview = LatencyAligned(PreviewMaster(target_lufs=cfg.target_lufs, ceiling_dbtp=cfg.ceiling_dbtp,
                                                     lookahead_ms=cfg.lookahead_ms, release_ms=cfg.release_ms,
-                                                    initial_lufs=cfg.preview_initial_lufs))
+                                                    prior=cfg.preview_prior))
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mix = self.mixer.process(stems)

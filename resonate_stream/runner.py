@@ -93,7 +93,8 @@ def check_outputs(outputs: OutputSpec) -> None:
 
 
 def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float],
-                        input_metrics: dict | None = None) -> tuple[StageConfigs, dict | None]:
+                        input_metrics: dict | None = None,
+                        preview_prior=None) -> tuple[StageConfigs, dict | None]:
     """Engine configs of the in-order stages, adapted to ``input_metrics`` when
     ``settings.adaptive`` (returns the strategy report, or None)."""
     from .strategy import adapt
@@ -106,8 +107,7 @@ def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float],
                        mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
                        lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
                        band_limits_hz=band_limits_hz,
-                       # restore branch (issue 12 item 7): prime the preview with the input's first seconds
-                       preview_initial_lufs=(input_metrics or {}).get("integrated_lufs"))
+                       preview_prior=preview_prior)
     return cfg, strategy
 
 
@@ -202,7 +202,10 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         analyzer_in.process(b)
     analysis = _input_analysis(analyzer_in, band, total)
     emit(Info(_describe_analysis(analysis), analysis))
-    cfg, strategy = build_stage_configs(settings, band, analysis["metrics"])
+    # restore branch (issue 12 item 7): prime the preview with the input's first seconds
+    from engine.master.preview import PreviewPrior
+
+    cfg, strategy = build_stage_configs(settings, band, analysis["metrics"], PreviewPrior.measure(head))
     for note in (strategy or {}).get("notes", []):
         emit(Info(f"strategy: {note}", {"kind": "strategy"}))
     pipeline = factory(settings, cfg)
