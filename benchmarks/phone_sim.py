@@ -62,6 +62,16 @@ def agc_and_clip(x: np.ndarray, target_rms: float = 0.25, drive: float = 1.6) ->
     return (np.tanh(drive * y) / np.tanh(drive)).clip(-1, 1).astype(np.float32)
 
 
+def hard_clip(x: np.ndarray, clip_db: float) -> np.ndarray:
+    """Clip at ``clip_db`` dB below the peak of ``x``, then scale that level to full
+    scale (0.99): a recording whose input stage overloaded by ``clip_db`` dB.
+    ``clip_db <= 0`` returns ``x`` unchanged."""
+    if clip_db <= 0:
+        return x
+    t = float(np.max(np.abs(x))) * 10 ** (-clip_db / 20.0)
+    return (np.clip(x, -t, t) * (0.99 / max(t, 1e-9))).astype(np.float32)
+
+
 def encode_m4a(x: np.ndarray, path: Path, bitrate: int = 96000) -> None:
     """Encode ``x`` as AAC in an .m4a container with PyAV."""
     with av.open(str(path), "w", format="mp4") as out:

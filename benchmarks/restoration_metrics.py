@@ -137,27 +137,30 @@ def band_powers(freqs: np.ndarray, psd: np.ndarray, centres: np.ndarray) -> np.n
     return out
 
 
-def third_octave_levels(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(centres_hz, levels_db)`` of the long-term 1/3-octave spectrum of ``x``."""
-    c = third_octave_centres(TONAL_BAND_HZ[0], min(TONAL_BAND_HZ[1], 0.45 * sr))
+def third_octave_levels(x: np.ndarray, sr: int, max_hz: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres_hz, levels_db)`` of the long-term 1/3-octave spectrum of ``x``
+    (bands centred up to ``max_hz``, default :data:`TONAL_BAND_HZ`'s top)."""
+    top = TONAL_BAND_HZ[1] if max_hz is None else min(TONAL_BAND_HZ[1], max_hz)
+    c = third_octave_centres(TONAL_BAND_HZ[0], min(top, 0.45 * sr))
     f, p = ltas(x, sr)
     return c, 10.0 * np.log10(band_powers(f, p, c) + 1e-20)
 
 
-def tonal_difference_db(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, float]:
+def tonal_difference_db(ref: np.ndarray, est: np.ndarray, sr: int,
+                        max_hz: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """``(centres, d - offset, offset)``: per-band level difference ``est - ref``
     (dB) after removing the overall level ``offset = median(d)``."""
-    c, lr = third_octave_levels(ref, sr)
-    _, le = third_octave_levels(est, sr)
+    c, lr = third_octave_levels(ref, sr, max_hz)
+    _, le = third_octave_levels(est, sr, max_hz)
     d = le - lr
     off = float(np.median(d))
     return c, d - off, off
 
 
-def tonal_balance_error(ref: np.ndarray, est: np.ndarray, sr: int) -> float:
+def tonal_balance_error(ref: np.ndarray, est: np.ndarray, sr: int, max_hz: float | None = None) -> float:
     """Mean absolute 1/3-octave long-term level difference (dB) after the best
     overall level offset (``min_c mean |d - c|`` = the median offset)."""
-    return float(np.mean(np.abs(tonal_difference_db(ref, est, sr)[1])))
+    return float(np.mean(np.abs(tonal_difference_db(ref, est, sr, max_hz)[1])))
 
 
 def high_band_energy_db(ref: np.ndarray, est: np.ndarray, sr: int, cutoff_hz: float = 8000.0,
@@ -239,13 +242,19 @@ def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
 # all together
 # --------------------------------------------------------------------------
 
-def score(ref: np.ndarray, est: np.ndarray, sr: int, max_lag: int | None = None) -> dict:
+def score(ref: np.ndarray, est: np.ndarray, sr: int, max_lag: int | None = None,
+          max_hz: float = SCORE_MAX_HZ) -> dict:
     """Every metric of ``est`` against ``ref`` after alignment and gain matching.
 
     ``ref`` is scaled to RMS :data:`SCORE_RMS` and ``est`` (aligned) by its
     least-squares gain onto that.  Returns a dict of floats: ``lag_samples``,
     ``tonal_error_db``, ``lsd_db``, ``mr_stft`` (total), ``mr_stft_sc``,
     ``mr_stft_logmag``, ``si_sdr_db``, ``hf_energy_db``.
+
+    ``max_hz``: highest frequency the spectral scores look at, for references
+    whose own content ends lower than :data:`SCORE_MAX_HZ` (a 16 kHz file:
+    7.2 kHz); ``hf_energy_db`` is ``None`` when it is under 8.8 kHz (no high
+    band to compare).
     """
     ref = _2d(ref)
     est = _2d(est)
@@ -254,14 +263,14 @@ def score(ref: np.ndarray, est: np.ndarray, sr: int, max_lag: int | None = None)
     r, e, lag = align(ref, est, int(max_lag if max_lag is not None else sr // 2))
     r = r * (SCORE_RMS / (np.sqrt(np.mean(r * r)) + 1e-20))
     e = e * ls_gain(r, e)
-    mr = mr_stft_distance(r, e, sr=sr)
+    mr = mr_stft_distance(r, e, sr=sr, max_hz=max_hz)
     return {
         "lag_samples": lag,
-        "tonal_error_db": tonal_balance_error(r, e, sr),
-        "lsd_db": log_spectral_distance(r, e, sr),
+        "tonal_error_db": tonal_balance_error(r, e, sr, max_hz),
+        "lsd_db": log_spectral_distance(r, e, sr, band_hz=(50.0, max_hz)),
         "mr_stft": mr["total"],
         "mr_stft_sc": mr["sc"],
         "mr_stft_logmag": mr["log_mag"],
         "si_sdr_db": si_sdr(r, e),
-        "hf_energy_db": high_band_energy_db(r, e, sr),
+        "hf_energy_db": high_band_energy_db(r, e, sr, top_hz=max_hz) if max_hz >= 8800.0 else None,
     }

@@ -26,6 +26,10 @@ class PipelineConfig:
 
     band_limits_hz: ``(low, high)`` band limits of the recording, Hz, as
     detected on the input (restoration extends the band beyond them).
+    preview_prior: the input's first seconds measured up front
+    (:class:`engine.master.preview.PreviewPrior`): primes the streamed
+    preview's loudness estimate, so it is right from its first second (None:
+    unknown, the preview learns from the stream alone).
     """
 
     enhance: EnhanceConfig = setting(Section(EnhanceConfig), factory=EnhanceConfig)
@@ -33,6 +37,7 @@ class PipelineConfig:
     mix: MixConfig = setting(Section(MixConfig), factory=MixConfig)
     master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
+    preview_prior: object | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "")

@@ -85,7 +85,8 @@ class MixMaster:
         m = cfg.master
         self.preview = LatencyAligned(PreviewMaster(target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
                                                     lookahead_ms=m.limiter_lookahead_ms,
-                                                    release_ms=m.limiter_release_ms))
+                                                    release_ms=m.limiter_release_ms,
+                                                    prior=cfg.preview_prior))
         self.held = self.preview.stage.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -147,7 +147,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         finished = _run(plans[0], args, settings)
         for line in before_after_lines(finished.report):
             print(line)
-        if not finished.report.get("master", {}).get("reached_target"):
+        if not finished.report.get("master", {}).get("target_met"):
             for note in finished.report.get("master", {}).get("notes", []):
                 print(f"note: {note}")
         for kind, path in finished.outputs.items():

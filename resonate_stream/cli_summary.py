@@ -44,12 +44,14 @@ def outcome_line(report: dict, master_path: Any) -> str:
         return (f"wrote {master_path}: the input is silent or below the {SILENCE_GATE_LUFS:.0f} LUFS gate, "
                 f"so it was written at its own level (loudness target not applied; {how})")
     lufs, tp = _num(m.get("output_lufs"), ".1f", "LUFS"), _num(m.get("output_true_peak_dbtp"), ".1f", "dBTP")
-    if m.get("reached_target"):
+    if m.get("target_met"):
         return f"wrote {master_path}  ({lufs}, {tp}; {how})"
     before = report.get("metrics_before") or {}
     why = ""
     if not (before.get("bandwidth_high_hz") or 0) > 0:
         why = " - the input has no audible band (a constant DC offset or a sub-audio signal)"
+    elif m.get("target_unmet_reason"):
+        why = f" - {m['target_unmet_reason']}"
     return (f"wrote {master_path}, but the loudness target was NOT met: {lufs} (target {_num(target, '.1f')}), "
             f"{tp}; {how}{why}")
 

@@ -24,6 +24,7 @@ from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.errors import ResonateError
 from engine.blocks import StemFifo
 from engine.graph import GraphPipeline, LocalPipeline
+from engine.master.preview import PreviewPrior
 from engine.config import PipelineConfig
 
 from .events import AudioChunk, EventSink, Finished, Info, Progress
@@ -186,7 +187,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         analyzer_in.update(b)
     analysis = _input_analysis(analyzer_in, band, total)
     emit(Info(_describe_analysis(analysis), analysis))
-    cfg, strategy = settings.pipeline_config(band), None
+    cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head)), None
     if settings.adaptive:
         cfg, strategy = adapt(cfg, analysis["metrics"])
     for note in (strategy or {}).get("notes", []):

@@ -153,10 +153,12 @@ class Settings:
         return asdict(self)
 
     # -- what the stages read ------------------------------------------------
-    def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0)) -> PipelineConfig:
-        """The typed sections the in-order stages read, with the input's measured band limits."""
+    def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0),
+                        preview_prior=None) -> PipelineConfig:
+        """The typed sections the in-order stages read, with what was measured on the input's
+        first seconds (band limits, ``engine.master.preview.PreviewPrior``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
-                              band_limits_hz=tuple(band_limits_hz))
+                              band_limits_hz=tuple(band_limits_hz), preview_prior=preview_prior)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:

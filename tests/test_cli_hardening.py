@@ -179,7 +179,7 @@ def test_dc_input_does_not_claim_the_target(tmp_path, capsys, level):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     report = json.loads((tmp_path / "r.json").read_text())
     assert rc == 0
-    if report["master"]["reached_target"]:
+    if report["master"]["target_met"]:
         assert "(-14.0 LUFS" in last
     else:
         assert "loudness target was NOT met" in last and "(target -14.0)" in last

@@ -216,7 +216,7 @@ def test_final_master_meets_target_by_independent_meter(name):
     assert abs(rep["output_lufs"] - (-14.0)) <= 0.2, rep
     assert rep["output_true_peak_dbtp"] <= -1.0
     assert abs(rep["input_lufs"] - _lufs(x)) < 0.1
-    assert rep["iterations"] <= 5 and rep["reached_target"]
+    assert rep["iterations"] <= 5 and rep["target_met"]
     if name != "quiet":
         assert rep["limiter_max_reduction_db"] < -3.0  # the limiter path was exercised
     assert set(rep) >= {"input_lufs", "gain_db", "output_lufs", "output_true_peak_dbtp", "iterations"}
@@ -250,7 +250,7 @@ def test_final_master_caps_the_gain_for_a_too_quiet_mix():
     x = _music_like(6.0, -55.0, seed=5)
     y, rep = _master(x)
     assert rep["gain_db"] == 30.0
-    assert not rep["reached_target"]
+    assert not rep["target_met"]
     assert abs(_lufs(y) - (-25.0)) < 0.5
     assert any("capped" in n for n in rep["notes"])
 

@@ -40,6 +40,7 @@ from engine.master import PreviewMaster, TruePeakLimiter
 from engine.mix import MixConfig, StemMixer
 from engine.restore import HighBandExtender, OnlineWPE, SpectralReverbSuppressor, SubBassSynth
 from engine.restore.chains import build_restore_chain
+from engine.restore.declip import DeclipConfig, Declipper
 from engine.restore.config import RestoreConfig
 from engine.stage import Chain, Delay, Gain, LatencyAligned, Stage
 from stage_signals import band_noise, mixed_test_signal, reverberant, white_noise
@@ -56,6 +57,8 @@ def make_signal(name: str):
         return mixed_test_signal(2.0, seed=3)
     if name == "loud":  # well over the limiter's ceiling
         return 4.0 * mixed_test_signal(2.0, seed=3)
+    if name == "clipped":  # hard-clipped music, as a loud concert on a phone
+        return np.clip(4.0 * mixed_test_signal(2.0, seed=3), -0.9, 0.9).astype(np.float32)
     if name == "room":  # harmonic notes in a 1 s RT60 room
         return reverberant(1.0, 3.5)[1][:, SR // 2: 2 * SR]
     if name == "silence_then_noise":
@@ -155,6 +158,7 @@ CASES: dict[str, Case] = {
     "suppressor_online_rt60": Case(lambda: SpectralReverbSuppressor(None), signal="room", seeds=(1,), changes=True),
     "wpe": Case(lambda: OnlineWPE(), signal="silence_then_noise", seeds=(0,)),
     "extender": Case(lambda: HighBandExtender(8000.0, amount=1.2), signal="phone_band", changes=True),
+    "declip": Case(lambda: Declipper(DeclipConfig(mode="auto"), SR, 2), signal="clipped", seeds=(0,), changes=True),
     "sub_bass": Case(lambda: SubBassSynth(amount=1.0), signal="bass_tone", exact=True, changes=True),
     # engine.master, engine.mix
     "limiter": Case(lambda: TruePeakLimiter(ceiling_dbtp=-1.0), signal="loud", changes=True),
