@@ -77,7 +77,7 @@ def project_meter(path: str | Path) -> dict:
     x, sr = sf.read(str(path), dtype="float64", always_2d=True)
     x = np.ascontiguousarray(x.T.astype(np.float32))
     m = StreamingLoudnessMeter(sr, x.shape[0])
-    m.process(x)
+    m.update(x)
     return {"lufs": float(m.integrated_lufs()), "true_peak_dbtp": float(true_peak_dbtp(x))}
 
 
