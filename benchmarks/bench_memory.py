@@ -180,7 +180,7 @@ class MemorySampler:
 # ----------------------------------------------------------------------------- child: one job
 def child(path_kind: str, input_path: Path, checkpoint_s: float) -> None:
     """Restore ``input_path`` with the DSP separator; print one JSON line per checkpoint."""
-    from resonate_stream.events import Progress
+    from resonate_stream.events import ProgressEvent
     from resonate_stream.runner import OutputSpec, check_outputs, process_file, run_job
     from resonate_stream.settings import Settings
     from resonate_stream.sources import FileSource
@@ -199,7 +199,7 @@ def child(path_kind: str, input_path: Path, checkpoint_s: float) -> None:
 
     with MemorySampler(tree=path_kind == "ray") as mem:
         def emit(event):
-            if isinstance(event, Progress) and event.stage == "restore" and event.done >= next_mark[0]:
+            if isinstance(event, ProgressEvent) and event.stage == "restore" and event.done >= next_mark[0]:
                 mem.sample()
                 print(json.dumps({"audio_s": round(event.done, 1), "wall_s": round(time.perf_counter() - t0, 1),
                                   "mib": round(mem.current, 1), "peak_mib": round(mem.peak, 1),

@@ -12,7 +12,7 @@ import numpy as np
 
 
 @dataclass
-class Progress:
+class ProgressEvent:
     """Progress of one stage: ``done`` out of ``total`` (same unit: seconds of audio).
 
     ``total`` is None while the input length is unknown (live upload).
@@ -40,7 +40,7 @@ class AudioChunk:
 
 
 @dataclass
-class Info:
+class InfoEvent:
     """Informational message (e.g. which separator ran, a fallback happened)."""
 
     message: str
@@ -55,5 +55,5 @@ class Finished:
     outputs: dict
 
 
-Event = Union[Progress, AudioChunk, Info, Finished]
+Event = Union[ProgressEvent, AudioChunk, InfoEvent, Finished]
 EventSink = Callable[[Event], None]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from .events import Event, Info, Progress
+from .events import Event, InfoEvent, ProgressEvent
 
 #: plain-line mode: a line each time a stage passes another quarter
 _PLAIN_STEPS = 4
@@ -25,7 +25,7 @@ _PLAIN_STEPS = 4
 _PLAIN_UNKNOWN_EVERY_S = 30.0
 
 
-def _is_separation_note(event: Info) -> bool:
+def _is_separation_note(event: InfoEvent) -> bool:
     data = event.data or {}
     return data.get("kind") == "separator" or "cache" in data or "separator" in data
 
@@ -49,7 +49,7 @@ class ProgressPrinter:
         self.plain = plain
         self._bars: dict = {}
         self._plain_marks: dict[str, float] = {}
-        self._separation: list[Info] = []
+        self._separation: list[InfoEvent] = []
 
     def __call__(self, event: Event) -> None:
         if self.quiet:
@@ -57,12 +57,12 @@ class ProgressPrinter:
         if self.compact is not None:
             self._compact(event)
             return
-        if isinstance(event, Info):
+        if isinstance(event, InfoEvent):
             if not self.verbose and _is_separation_note(event):
                 self._separation.append(event)  # folded into one line before the first progress
             else:
                 self._write(f"note: {event.message}")
-        elif isinstance(event, Progress):
+        elif isinstance(event, ProgressEvent):
             self._flush_separation()
             if self.plain:
                 self._plain(event)
@@ -71,7 +71,7 @@ class ProgressPrinter:
 
     def _compact(self, event: Event) -> None:
         """One bar per file: restore and master progress, half each."""
-        if self.plain or not isinstance(event, Progress) or event.stage not in ("restore", "master"):
+        if self.plain or not isinstance(event, ProgressEvent) or event.stage not in ("restore", "master"):
             return
         if not event.total:
             return
@@ -91,7 +91,7 @@ class ProgressPrinter:
             self._write(f"note: {separation_summary(self._separation)}")
             self._separation = []
 
-    def _plain(self, event: Progress) -> None:
+    def _plain(self, event: ProgressEvent) -> None:
         if event.total:
             step = min(_PLAIN_STEPS, int(event.done / event.total * _PLAIN_STEPS + 1e-9))
         else:
@@ -105,7 +105,7 @@ class ProgressPrinter:
         else:
             self._write(f"progress: {event.stage} {event.done:.1f} s")
 
-    def _bar(self, event: Progress) -> None:
+    def _bar(self, event: ProgressEvent) -> None:
         from tqdm import tqdm
 
         bar = self._bars.get(event.stage)
@@ -136,7 +136,7 @@ class ProgressPrinter:
         self._bars.clear()
 
 
-def separation_summary(events: list[Info]) -> str:
+def separation_summary(events: list[InfoEvent]) -> str:
     """One short line for the separation notes of a job (separator, fallback reason, cache)."""
     separator, fallback, cached = None, None, False
     for e in events:

@@ -27,7 +27,7 @@ from engine.graph import GraphPipeline, LocalPipeline
 from engine.master.preview import PreviewPrior
 from engine.config import PipelineConfig
 
-from .events import AudioChunk, EventSink, Finished, Info, Progress
+from .events import AudioChunk, EventSink, Finished, InfoEvent, ProgressEvent
 from .settings import Settings
 from .strategy import adapt
 from .sources import BlockSource, FileSource, SourceInfo
@@ -186,18 +186,18 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     for b in head:  # measured once here; the loop below skips these blocks
         analyzer_in.update(b)
     analysis = _input_analysis(analyzer_in, band, total)
-    emit(Info(_describe_analysis(analysis), analysis))
+    emit(InfoEvent(_describe_analysis(analysis), analysis))
     cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head)), None
     if settings.adaptive:
         cfg, strategy = adapt(cfg, analysis["metrics"])
     for note in (strategy or {}).get("notes", []):
-        emit(Info(f"strategy: {note}", {"kind": "strategy"}))
+        emit(InfoEvent(f"strategy: {note}", {"kind": "strategy"}))
     pipeline = factory(settings, cfg)
     notes = list(pipeline.notes)
     for note in notes:
-        emit(Info(note, {"kind": "separator"}))
+        emit(InfoEvent(note, {"kind": "separator"}))
     description = dict(pipeline.description)
-    emit(Info(f"separator: {description.get('separator')}", description))
+    emit(InfoEvent(f"separator: {description.get('separator')}", description))
     cache_state, cached = _attach_cache(pipeline, source, settings, cache, emit)
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
@@ -235,16 +235,16 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                 analyzer_in.update(block)
             consumed += block.shape[1]
             handle(pipeline.process(block))
-            emit(Progress("input", consumed / SAMPLE_RATE, total))
-            emit(Progress("restore", produced / SAMPLE_RATE, total))
+            emit(ProgressEvent("input", consumed / SAMPLE_RATE, total))
+            emit(ProgressEvent("restore", produced / SAMPLE_RATE, total))
         if consumed == 0:
             from engine.errors import EmptyAudioError
 
             raise EmptyAudioError(f"{info.name} holds no audio samples")
         total = consumed / SAMPLE_RATE
-        emit(Progress("input", total, total))
+        emit(ProgressEvent("input", total, total))
         handle(pipeline.flush())
-        emit(Progress("restore", produced / SAMPLE_RATE, total))
+        emit(ProgressEvent("restore", produced / SAMPLE_RATE, total))
         writers.close()
         if cancel is not None and cancel.is_set():
             raise JobCancelled("job cancelled")
@@ -259,7 +259,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
 
             evicted = cache.enforce_limits(DEFAULT_MAX_BYTES, DEFAULT_MAX_AGE_DAYS)
             if evicted:
-                emit(Info(f"stem cache: {len(evicted)} old entr{'y' if len(evicted) == 1 else 'ies'} removed to "
+                emit(InfoEvent(f"stem cache: {len(evicted)} old entr{'y' if len(evicted) == 1 else 'ies'} removed to "
                           f"stay under {DEFAULT_MAX_BYTES / 1024 ** 3:.0f} GiB / {DEFAULT_MAX_AGE_DAYS:g} days",
                           {"kind": "cache_evicted", "keys": evicted}))
         done = Finished(report=report, outputs=_outputs(outputs, writers))
@@ -295,14 +295,14 @@ def _attach_cache(pipeline: GraphPipeline, source, settings: Settings, cache, em
     key = separation_key(source.path, {**pipeline.separator_description, "settings": settings.separation.__dict__})
     if cache.has(key):
         pipeline.separation = CachedSeparation(cache, key)
-        emit(Info("separated stems read from the cache (separation skipped)", {"cache": "hit", "key": key}))
+        emit(InfoEvent("separated stems read from the cache (separation skipped)", {"cache": "hit", "key": key}))
         return "hit", pipeline.separation
     pipeline.separation = RecordingSeparation(pipeline.separation, cache.writer(key, "separate", {"input": source.info.name}))
     return "miss", pipeline.separation
 
 
 def _input_analysis(analyzer, band: tuple[float, float], total_s: float | None) -> dict:
-    """``Info.data`` of the early input analysis (kind ``input_analysis``): metrics of the
+    """``InfoEvent.data`` of the early input analysis (kind ``input_analysis``): metrics of the
     input read so far, the detected band limits (Hz) and the whole duration (s) if known."""
     metrics = analyzer.result().to_dict()
     analysed = float(metrics["duration_s"])
@@ -354,7 +354,7 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
         analyzer.update(block)
         writer.write(block)
         written += block.shape[1]
-        emit(Progress("master", written / rate, total_s))
+        emit(ProgressEvent("master", written / rate, total_s))
 
     try:
         rep = final_master(read_blocks, write_block, FinalMasterConfig(

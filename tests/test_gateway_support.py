@@ -19,7 +19,7 @@ import soundfile as sf
 
 from engine.errors import EmptyAudioError, NotAudioError, TruncatedAudioError
 import resonate_protocol as P
-from resonate_stream.events import AudioChunk, Finished, Info, Progress
+from resonate_stream.events import AudioChunk, Finished, InfoEvent, ProgressEvent
 from resonate_stream.gateway.jobs import JobCancelled, JobSpec, FileJobInput, UploadJobInput
 
 
@@ -119,7 +119,7 @@ class GainBackend:
             info = audio_info(path)
             sr, total = info.samplerate, info.frames / info.samplerate
             blocks = file_blocks(path)
-        emit(Info("gain backend", {"gain_db": gain_db, "block_frames": block}))
+        emit(InfoEvent("gain backend", {"gain_db": gain_db, "block_frames": block}))
         out = spec.out_dir / "mix.wav"
         tmp = spec.out_dir / ".mix.part.wav"
         writer = None
@@ -142,7 +142,7 @@ class GainBackend:
                 peak = max(peak, float(np.max(np.abs(y))) if y.size else 0.0)
                 seq += 1
                 offset += y.shape[1]
-                emit(Progress(stage="gain", done=offset / sr, total=total))
+                emit(ProgressEvent(stage="gain", done=offset / sr, total=total))
                 if delay:
                     cancel.wait(delay)
             if writer is None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine.separation import n_windows
-from resonate_stream.events import AudioChunk, Progress
+from resonate_stream.events import AudioChunk, ProgressEvent
 from resonate_stream.ray_pipeline import RayPipeline, SeparatorPool, ray_pipeline_factory
 from resonate_stream.runner import JobCancelled
 from resonate_stream.settings import Settings
@@ -105,7 +105,7 @@ def test_a_cancelled_job_leaves_the_warm_actors_usable(dsp_pool, stage_actors, d
     cancel = threading.Event()
 
     def cancel_after_3s(event):
-        if isinstance(event, Progress) and event.stage == "input" and event.done >= 3:
+        if isinstance(event, ProgressEvent) and event.stage == "input" and event.done >= 3:
             cancel.set()
 
     factory = ray_pipeline_factory(dsp_pool, stage_actors=stage_actors)

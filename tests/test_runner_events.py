@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from resonate_stream.events import AudioChunk, Finished, Info
+from resonate_stream.events import AudioChunk, Finished, InfoEvent
 from resonate_stream.runner import OutputSpec, check_outputs, run_job
 from resonate_stream.settings import Settings
 from resonate_stream.sources import FileSource
@@ -47,7 +47,7 @@ def test_streamed_stems_match_the_preview_blocks_and_the_stem_files(streamed_job
 def test_input_analysis_comes_before_the_audio_and_agrees_with_the_report(streamed_job):
     events, _ = streamed_job
     first_audio = next(i for i, e in enumerate(events) if isinstance(e, AudioChunk))
-    found = [(i, e) for i, e in enumerate(events) if isinstance(e, Info) and e.data.get("kind") == "input_analysis"]
+    found = [(i, e) for i, e in enumerate(events) if isinstance(e, InfoEvent) and e.data.get("kind") == "input_analysis"]
     assert len(found) == 1
     i, info = found[0]
     assert i < first_audio

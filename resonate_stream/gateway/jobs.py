@@ -13,8 +13,8 @@ thread of its own (one per job) and returns when the job is over.
   the allowed folders and checked to exist) or an :class:`UploadJobInput`
   (bytes arriving from the client: iterate it for raw pieces as they come, or
   call :meth:`UploadJobInput.wait_file` for the complete file).
-* ``emit(event)`` with :mod:`resonate_stream.events` objects: ``Progress``
-  (seconds of audio), ``Info``, ``AudioChunk`` (``seq`` 0, 1, 2 ... no gaps,
+* ``emit(event)`` with :mod:`resonate_stream.events` objects: ``ProgressEvent``
+  (seconds of audio), ``InfoEvent``, ``AudioChunk`` (``seq`` 0, 1, 2 ... no gaps,
   ``offset`` contiguous, one ``sample_rate`` and channel count per job,
   float32 ``(channels, samples)``, finite) and finally ``Finished``.  ``emit``
   is cheap (it appends to a disk spool) and never blocks on the network.

@@ -20,7 +20,7 @@ import numpy as np
 
 import resonate_protocol as P
 from engine.errors import NonFiniteAudioError, ResonateError
-from resonate_stream.events import AudioChunk, Finished, Info, Progress
+from resonate_stream.events import AudioChunk, Finished, InfoEvent, ProgressEvent
 
 from .jobs import JobCancelled, JobSpec, FileJobInput, UploadJobInput
 from .spool import AudioSpool
@@ -154,7 +154,7 @@ class LiveJob:
             raise JobCancelled("the job was cancelled")
         if isinstance(event, AudioChunk):
             self._emit_audio(event)
-        elif isinstance(event, Progress):
+        elif isinstance(event, ProgressEvent):
             total = event.total
             msg = P.Progress(
                 job_id=self.id,
@@ -163,7 +163,7 @@ class LiveJob:
                 total=float(total) if total is not None and math.isfinite(float(total)) and total >= 0 else None,
             )
             self._post(self._on_progress, P.encode(msg))
-        elif isinstance(event, Info):
+        elif isinstance(event, InfoEvent):
             msg = P.Info(job_id=self.id, message=str(event.message)[:4096], data=jsonable(dict(event.data or {})))
             self._post(self._on_info, P.encode(msg))
         elif isinstance(event, Finished):
@@ -174,7 +174,7 @@ class LiveJob:
             self._post(self._on_finished, fin)
         else:
             raise ResonateError(
-                f"the backend emitted a {type(event).__name__}; expected Progress, Info, AudioChunk or Finished",
+                f"the backend emitted a {type(event).__name__}; expected ProgressEvent, InfoEvent, AudioChunk or Finished",
                 code=P.ErrorCode.BACKEND_ERROR,
             )
 
