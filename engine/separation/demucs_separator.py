@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import CHANNELS, SAMPLE_RATE
+from ..io.network import download_reachable
 from ..errors import DeviceUnavailableError, ModelUnavailableError, SettingsError
 from .base import Separator
 from .windows import SeparationWindow
@@ -48,7 +48,6 @@ from .windows import SeparationWindow
 #: environment variable naming a local demucs model folder (default ``--model-repo``)
 MODEL_REPO_ENV = "RESONATE_MODEL_REPO"
 DEFAULT_MODEL = "htdemucs"
-_DOWNLOAD_HOSTS = (("huggingface.co", 443), ("dl.fbaipublicfiles.com", 443))
 
 
 class UnsupportedModelError(ModelUnavailableError):
@@ -149,21 +148,6 @@ def _unavailable_message(name: str, repo: Path | None, reason: str) -> str:
         f"{name}.yaml (shipped in demucs' remote/ folder) into one folder and pass "
         f"--model-repo FOLDER (or set {MODEL_REPO_ENV}). "
         "The weight-free separator (--separator dsp) works without any weights.")
-
-
-def _network_reachable(timeout: float = 2.0) -> bool:
-    """Best-effort check that a model download server can be reached."""
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # cannot probe through a proxy cheaply; let the loader try
-    for host, port in _DOWNLOAD_HOSTS:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _hf_cached_files(name: str) -> tuple[dict, list[str]] | None:
@@ -302,7 +286,7 @@ def load_demucs_model(name: str = DEFAULT_MODEL, repo: Path | str | None = None,
                 model = get_model(name, repo)
         else:
             if offline is None and not name.startswith("hf://"):
-                offline = not _network_reachable()
+                offline = not download_reachable()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = _load_from_caches(name) if offline else get_model(name)
