@@ -6,7 +6,7 @@
   decimal).  ``None`` when ffmpeg is not installed (:func:`have_ffmpeg`).
 * :func:`project_meter`: this project's own meter
   (:class:`engine.master.loudness.StreamingLoudnessMeter` and
-  :func:`engine.master.loudness.true_peak_dbtp`) on the file's samples at the
+  :func:`engine.master.true_peak.true_peak_dbtp`) on the file's samples at the
   file's own rate.
 
 :func:`measure_file` returns both, labelled, so a table can say which meter a
@@ -72,7 +72,8 @@ def project_meter(path: str | Path) -> dict:
     """Integrated loudness and true peak of ``path`` by this project's meter."""
     import soundfile as sf
 
-    from engine.master.loudness import StreamingLoudnessMeter, true_peak_dbtp
+    from engine.master.loudness import StreamingLoudnessMeter
+    from engine.master.true_peak import true_peak_dbtp
 
     x, sr = sf.read(str(path), dtype="float64", always_2d=True)
     x = np.ascontiguousarray(x.T.astype(np.float32))

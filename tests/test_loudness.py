@@ -9,13 +9,8 @@ import pytest
 from scipy.signal import sosfilt
 
 from engine.audio import db_to_gain
-from engine.master.loudness import (
-    SILENCE_LUFS,
-    StreamingLoudnessMeter,
-    TruePeakMeter,
-    k_weighting_sos,
-    true_peak_dbtp,
-)
+from engine.master.loudness import SILENCE_LUFS, StreamingLoudnessMeter, k_weighting_sos
+from engine.master.true_peak import TruePeakMeter, true_peak_dbtp
 
 SR = 44100
 RNG = np.random.default_rng(1770)

@@ -15,7 +15,7 @@ from engine.audio import db_to_gain
 from engine.errors import InputError, NonFiniteAudioError, SettingsError
 from engine.master.final import FinalMasterConfig, final_master
 from engine.master.limiter import TruePeakLimiter
-from engine.master.loudness import true_peak_dbtp
+from engine.master.true_peak import true_peak_dbtp
 from engine.master.preview import PreviewMaster
 from engine.stage import LatencyAligned, run_in_blocks
 

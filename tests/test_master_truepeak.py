@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.loudness_meters import ffmpeg_ebur128, have_ffmpeg, project_meter  # noqa: E402
 from engine.io.encode import AudioWriter  # noqa: E402
 from engine.master.final import FinalMasterConfig, final_master  # noqa: E402
-from engine.master.loudness import true_peak_dbtp  # noqa: E402
+from engine.master.true_peak import true_peak_dbtp  # noqa: E402
 
 
 def _bright_peaky(rate: int, seconds: float = 4.0, seed: int = 3) -> np.ndarray:

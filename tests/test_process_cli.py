@@ -17,7 +17,7 @@ import pyloudnorm as pyln
 import pytest
 import soundfile as sf
 
-from engine.master.loudness import true_peak_dbtp
+from engine.master.true_peak import true_peak_dbtp
 from resonate_stream.cli import main
 from audio_fixtures import write_m4a, write_sf
 from demucs_fixtures import music_mix

@@ -9,14 +9,8 @@ The stem mixer lives in :mod:`engine.mix`.
 """
 from .final import FinalMasterConfig, final_master
 from .limiter import TruePeakLimiter
-from .loudness import (
-    SILENCE_LUFS,
-    RunningLoudness,
-    StreamingLoudnessMeter,
-    TruePeakMeter,
-    integrated_lufs,
-    true_peak_dbtp,
-)
+from .loudness import SILENCE_LUFS, RunningLoudness, StreamingLoudnessMeter, integrated_lufs
+from .true_peak import TruePeakMeter, true_peak_dbtp
 from .preview import PreviewMaster
 
 __all__ = [

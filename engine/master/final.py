@@ -60,7 +60,8 @@ from ..errors import InputError, SettingsError
 from ..stage import LatencyAligned
 from .config import CEILING_DBTP, TARGET_LUFS
 from .limiter import TruePeakLimiter
-from .loudness import SILENCE_LUFS, StreamingLoudnessMeter, TruePeakMeter
+from .loudness import SILENCE_LUFS, StreamingLoudnessMeter
+from .true_peak import TruePeakMeter
 
 
 @dataclass

@@ -4,7 +4,7 @@ How the gain is made, per input sample (all in one numba kernel with explicit
 state, so the output is bit-identical whatever the block sizes):
 
 1. **Peak detection.**  The stereo block is oversampled 4x by the same
-   polyphase FIR the true-peak meter uses (:func:`~.loudness.polyphase_taps`);
+   polyphase FIR the true-peak meter uses (:func:`~.true_peak.polyphase_taps`);
    ``tp[m]`` is the largest absolute oversampled value, over both channels,
    between input samples ``m`` and ``m + 1`` (stereo-linked).  It is known
    ``Li = 10`` samples after ``x[m]`` arrived (the interpolator's delay).
@@ -51,7 +51,7 @@ from numba import njit
 from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain, gain_to_db
 from ..errors import SettingsError
 from ..stage import Stage
-from .loudness import interpolation_delay, polyphase_taps, push_oversampled_peak
+from .true_peak import interpolation_delay, polyphase_taps, push_oversampled_peak
 
 
 @njit(cache=True)
@@ -182,7 +182,7 @@ class TruePeakLimiter(Stage):
     Parameters
     ----------
     ceiling_dbtp : ceiling in dBTP (true peak, 4x oversampled, as
-        :func:`~engine.master.loudness.true_peak_dbtp` measures it).
+        :func:`~engine.master.true_peak.true_peak_dbtp` measures it).
     lookahead_ms : look-ahead in ms; equals :attr:`latency` (samples
         ``round(lookahead_ms * sample_rate / 1000)``, at least 2 ms).
     release_ms : exponential release time constant, ms.
