@@ -27,6 +27,7 @@ class StageConfigs:
     lookahead_ms: float = 5.0
     release_ms: float = 80.0
     band_limits_hz: tuple[float, float] = (20.0, 20000.0)
+    polish: object = None  # engine.polish.config.PolishConfig (None or mode off: no polish lane)
 
 
 def build_stem_chain(stem: str, cfg: StageConfigs) -> Stage:

@@ -107,7 +107,7 @@ def build_stage_configs(settings: Settings, band_limits_hz: tuple[float, float],
     cfg = StageConfigs(enhance=enhance, restore=restore,
                        mix=settings.mix_config(), target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
                        lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms,
-                       band_limits_hz=band_limits_hz)
+                       band_limits_hz=band_limits_hz, polish=settings.polish_config())
     return cfg, strategy
 
 

@@ -10,6 +10,7 @@ file to the in-process runner or the Ray actors.  Sections:
 ``mix``         stem levels (``engine.mix.MixConfig``)
 ``master``      loudness target and true-peak ceiling (:class:`MasterSettings`)
 ``export``      output file format (:class:`ExportSettings`)
+``polish``      MBD polish after enhancement (``engine.polish.config.PolishConfig``; off by default)
 ``adaptive``    adapt the enhancement to the input's measured SNR (see
                 ``resonate_stream.strategy``); false keeps the preset exactly
 """
@@ -138,6 +139,7 @@ class Settings:
     master: MasterSettings = field(default_factory=MasterSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     adaptive: bool = True
+    polish: dict = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -164,6 +166,7 @@ class Settings:
             master=_from_mapping(MasterSettings, data.get("master") or {}, "master"),
             export=_from_mapping(ExportSettings, data.get("export") or {}, "export"),
             adaptive=data.get("adaptive", True),
+            polish=dict(data.get("polish") or {}),
         )
         if not isinstance(s.adaptive, bool):
             raise SettingsError("adaptive must be true or false")
@@ -181,6 +184,7 @@ class Settings:
         self.enhance_config()
         self.restore_config()
         self.mix_config()
+        self.polish_config()
 
     # -- engine configs -----------------------------------------------------
     def enhance_config(self):
@@ -197,6 +201,11 @@ class Settings:
         from engine.mix import MixConfig
 
         return MixConfig.from_dict(self.mix)
+
+    def polish_config(self):
+        from engine.polish.config import PolishConfig
+
+        return PolishConfig.from_dict(self.polish)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:

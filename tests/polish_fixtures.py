@@ -43,7 +43,7 @@ def write_tiny_encodec(hf_home: Path, hidden: int = 16, seed: int = 0) -> int:
     return hidden
 
 
-def write_tiny_mbd(hf_home: Path, bws=(1.5, 3.0, 6.0), n_bands: int = 4, hidden: int = 8, seed: int = 0) -> Path:
+def write_tiny_mbd(hf_home: Path, bws=(1.5, 3.0, 6.0), n_bands: int = 4, hidden: int = 4, seed: int = 0) -> Path:
     """The EnCodec and one ``mbd_comp_<n_q>.pt`` per bandwidth in ``bws``; returns ``hf_home``."""
     import torch
     from omegaconf import OmegaConf

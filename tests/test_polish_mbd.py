@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("audiocraft", reason="AudioCraft not installed: python -m resonate_stream.audiocraft_install")
 
 from engine.audio import SAMPLE_RATE  # noqa: E402
-from engine.errors import ModelUnavailableError, SettingsError  # noqa: E402
+from engine.errors import ModelUnavailableError  # noqa: E402
 from engine.polish.config import PolishConfig  # noqa: E402
 from engine.polish.mbd_loader import load_mbd  # noqa: E402
 from engine.polish.mbd_polisher import MBDPolisher  # noqa: E402
@@ -62,7 +62,7 @@ def test_loaded_through_audiocraft_in_eval_mode(mbd):
 def test_streamed_equals_whole_file_and_changes_the_audio(mbd):
     cfg = PolishConfig.from_dict(CFG)
     polisher = MBDPolisher(mbd, cfg, ("vocals", "other"))
-    payload = {"vocals": _signal(2.6, 1), "other": _signal(2.6, 2)[::-1].copy()}
+    payload = {"vocals": _signal(1.8, 1), "other": _signal(1.8, 2)[::-1].copy()}
     whole = polish_whole(polisher, payload, cfg.blend)
     lane = StreamingPolish(InlinePolish(polisher), polisher.signals, cfg.blend)
     streamed = _stream(lane, payload, [12345, 30000, 777])
@@ -76,7 +76,7 @@ def test_streamed_equals_whole_file_and_changes_the_audio(mbd):
 def test_crossover_keeps_the_input_above_it(mbd):
     cfg = PolishConfig.from_dict({**CFG, "blend": 1.0})
     polisher = MBDPolisher(mbd, cfg, ("mix",))
-    x = _signal(2.0, 3)
+    x = _signal(1.8, 3)
     lane = StreamingPolish(InlinePolish(polisher), ("mix",), cfg.blend)
     y = _stream(lane, {"mix": x}, [SAMPLE_RATE])["mix"]
     # above crossover + transition (12 kHz) the output's spectrum is the input's
@@ -91,7 +91,7 @@ def test_crossover_keeps_the_input_above_it(mbd):
 def test_blended_out_is_the_input_bit_for_bit(mbd):
     cfg = PolishConfig.from_dict({**CFG, "blend": 0.0})
     polisher = MBDPolisher(mbd, cfg, ("mix",))
-    x = _signal(1.3, 4)
+    x = _signal(0.7, 4)
     y = _stream(StreamingPolish(InlinePolish(polisher), ("mix",), cfg.blend), {"mix": x}, [5000])["mix"]
     assert np.array_equal(y, x)
 
@@ -116,11 +116,3 @@ def test_missing_weights_give_model_unavailable_with_instructions(hf_home, tmp_p
     assert "mbd_comp_8.pt" in e.value.message and "resonate models --fetch mbd" in e.value.message
     with pytest.raises(ModelUnavailableError, match="polish.model_dir"):
         load_mbd(3.0, "cpu", tmp_path / "nowhere")
-
-
-@pytest.mark.parametrize("bad, field", [({"mode": "jasco"}, "polish.mode"), ({"bandwidth_kbps": 12}, "polish.bandwidth_kbps"),
-                                        ({"strictness": 1.5}, "polish.strictness"), ({"blend": "x"}, "polish.blend"),
-                                        ({"per_stem": 1}, "polish.per_stem"), ({"speed": 1}, "polish.speed")])
-def test_settings_errors_name_the_field(bad, field):
-    with pytest.raises(SettingsError, match=field.replace(".", r"\.")):
-        PolishConfig.from_dict(bad)
