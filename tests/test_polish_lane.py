@@ -99,6 +99,17 @@ def test_polish_lane_over_ray_equals_in_process(ray_local, polish_cfg):
     assert np.abs(got["vocals"] - x["vocals"]).max() > 1e-4
 
 
+def test_models_listing_shows_mbd_presence_and_licence(hf_home, tmp_path):
+    from resonate_stream.polish_models import list_mbd
+
+    rows = {r["name"]: r for r in list_mbd(hf_home)}
+    assert set(rows) == {"mbd-1.5kbps", "mbd-3kbps", "mbd-6kbps"}
+    assert rows["mbd-3kbps"]["present"] and not rows["mbd-6kbps"]["present"]
+    assert "--fetch mbd-6kbps" in rows["mbd-6kbps"]["where"]
+    assert all("CC-BY-NC" in r["licence"] for r in rows.values())
+    assert not any(r["present"] for r in list_mbd(tmp_path))
+
+
 def _stream(lane: StreamingPolish, payload: dict, block: int = 15000) -> dict:
     n = next(iter(payload.values())).shape[1]
     parts = [lane.process({s: v[:, i:i + block] for s, v in payload.items()}) for i in range(0, n, block)]

@@ -28,7 +28,7 @@ from ..errors import ModelUnavailableError
 #: how a user gets AudioCraft and the weights (in every ``model_unavailable`` message)
 INSTALL_HINT = ("install AudioCraft with `python -m resonate_stream.audiocraft_install` "
                 "(needs ../shared/vendor/audiocraft or internet)")
-FETCH_HINT = ("fetch the weights on a machine with internet (`resonate models --fetch mbd`, or any first "
+FETCH_HINT = ("fetch the weights on a machine with internet (`resonate models --fetch mbd-<bw>kbps`, or any first "
               "run with polish.mode=mbd), or point polish.model_dir at a Hugging Face cache folder holding "
               "facebook/encodec_24khz and facebook/multiband-diffusion (weights CC-BY-NC 4.0)")
 N_Q = {1.5: 2, 3.0: 4, 6.0: 8}
