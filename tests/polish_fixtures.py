@@ -1,6 +1,6 @@
-"""Tiny random MultiBandDiffusion models of the real classes, in the real Hugging Face cache layout.
+"""Random MultiBandDiffusion models (tiny for the tests, real size for the benchmark) of the real classes, in the real Hugging Face cache layout.
 
-:func:`write_tiny_mbd` writes, under ``hf_home/hub`` (an ``HF_HOME`` folder):
+:func:`write_random_mbd` writes, under ``hf_home/hub`` (an ``HF_HOME`` folder):
 
 * ``models--facebook--encodec_24khz``: a transformers ``EncodecModel``
   (24 kHz, codebook size 1024 as AudioCraft requires, 75 frames/s) with a
@@ -31,25 +31,37 @@ def _snapshot(hf_home: Path, repo_id: str) -> Path:
     return snap
 
 
-def write_tiny_encodec(hf_home: Path, hidden: int = 16, seed: int = 0) -> int:
+#: the tiny EnCodec of the tests (None: transformers' defaults, the released encodec_24khz architecture)
+TINY_ENCODEC = {"hidden_size": 16, "num_filters": 4, "num_lstm_layers": 1}
+#: the tiny diffusion U-Net of the tests (AudioCraft's ``model/score/basic.yaml`` is the real one)
+TINY_UNET = {"hidden": 4, "depth": 2, "growth": 2}
+#: ``config/model/score/basic.yaml`` of AudioCraft (dropout 0.1 here so that ``.eval()`` matters)
+BASIC_UNET = {"hidden": 48, "depth": 4, "res_blocks": 1, "norm_groups": 4, "kernel": 8, "stride": 4, "growth": 4,
+              "max_channels": 10000, "dropout": 0.1, "emb_all_layers": True, "bilstm": False,
+              "transformer": False, "cross_attention": False}
+
+
+def write_random_encodec(hf_home: Path, encodec: dict | None = TINY_ENCODEC, seed: int = 0) -> int:
     """``facebook/encodec_24khz`` with random weights; returns its latent dimension."""
     import torch
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(seed)
-    cfg = EncodecConfig(sampling_rate=24000, audio_channels=1, hidden_size=hidden, num_filters=4,
-                        num_lstm_layers=1, codebook_size=1024, target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0])
+    cfg = EncodecConfig(sampling_rate=24000, audio_channels=1, codebook_size=1024,
+                        target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], **(encodec or {}))
     EncodecModel(cfg).eval().save_pretrained(_snapshot(hf_home, "facebook/encodec_24khz"))
-    return hidden
+    return cfg.hidden_size
 
 
-def write_tiny_mbd(hf_home: Path, bws=(1.5, 3.0, 6.0), n_bands: int = 4, hidden: int = 4, seed: int = 0) -> Path:
-    """The EnCodec and one ``mbd_comp_<n_q>.pt`` per bandwidth in ``bws``; returns ``hf_home``."""
+def write_random_mbd(hf_home: Path, bws=(1.5, 3.0, 6.0), n_bands: int = 4, unet: dict = TINY_UNET,
+                     encodec: dict | None = TINY_ENCODEC, seed: int = 0) -> Path:
+    """The EnCodec and one ``mbd_comp_<n_q>.pt`` per bandwidth in ``bws`` (U-Net: :data:`BASIC_UNET`
+    updated by ``unet``); returns ``hf_home``."""
     import torch
     from omegaconf import OmegaConf
     from audiocraft.models import builders
 
-    codec_dim = write_tiny_encodec(hf_home, seed=seed)
+    codec_dim = write_random_encodec(hf_home, encodec, seed=seed)
     snap = _snapshot(hf_home, "facebook/multiband-diffusion")
     for k, bw in enumerate(bws):
         torch.manual_seed(seed + 1 + k)
@@ -60,10 +72,7 @@ def write_tiny_mbd(hf_home: Path, bws=(1.5, 3.0, 6.0), n_bands: int = 4, hidden:
                 "schedule": {"repartition": "power", "variable_step_batch": True, "beta_t0": 1.0e-5,
                              "beta_t1": 2.9e-2, "beta_exp": 7.5, "num_steps": 1000, "variance": "beta",
                              "clip": 5.0, "rescale": 1.0, "n_bands": None, "noise_scale": 1.0},
-                "diffusion_unet": {"hidden": hidden, "depth": 2, "res_blocks": 1, "norm_groups": 4, "kernel": 8,
-                                   "stride": 4, "growth": 2, "max_channels": 10000, "dropout": 0.1,
-                                   "emb_all_layers": True, "bilstm": False, "codec_dim": codec_dim,
-                                   "transformer": False, "cross_attention": False},
+                "diffusion_unet": {**BASIC_UNET, **unet, "codec_dim": codec_dim},
                 "processor": {"name": "multi_band_processor", "use": True, "n_bands": 8,
                               "num_samples": 10000, "power_std": 1.0},
             })

@@ -14,7 +14,6 @@ from engine.graph import LocalPipeline  # noqa: E402
 from engine.polish.config import PolishConfig  # noqa: E402
 from engine.polish.factory import build_polisher, provenance  # noqa: E402
 from engine.polish.streaming import InlinePolish, StreamingPolish  # noqa: E402
-from engine.separation import DspSeparator  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SR = 44100
@@ -22,9 +21,9 @@ SR = 44100
 
 @pytest.fixture(scope="module")
 def hf_home(tmp_path_factory):
-    from polish_fixtures import write_tiny_mbd
+    from polish_fixtures import write_random_mbd
 
-    return write_tiny_mbd(tmp_path_factory.mktemp("hf_home"), bws=(3.0,))
+    return write_random_mbd(tmp_path_factory.mktemp("hf_home"), bws=(3.0,))
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +33,32 @@ def polish_cfg(hf_home):
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    from resonate_stream.runner import build_stage_configs
+def settings():
     from resonate_stream.settings import Settings
 
-    return build_stage_configs(Settings.from_preset("balanced"), (20.0, 20000.0))[0]
+    return Settings.from_preset("balanced", {"separation": {"separator": "dsp", "segment_s": 1.0}})
+
+
+@pytest.fixture(scope="module")
+def cfg(settings):
+    from resonate_stream.runner import build_stage_configs
+
+    return build_stage_configs(settings, (20.0, 20000.0))[0]
+
+
+def separator(settings):
+    from resonate_stream.runner import build_separator_for
+
+    return build_separator_for(settings)[0]
+
+
+@pytest.fixture(scope="module")
+def in_process(settings, cfg, polish_cfg):
+    """The polished job in this process: (input, plain output, polished output, pipeline description)."""
+    x = mono_music(1.6)
+    plain = run(LocalPipeline(separator(settings), cfg), x)
+    pipeline = LocalPipeline(separator(settings), dataclasses.replace(cfg, polish=polish_cfg))
+    return x, plain, run(pipeline, x), pipeline.description
 
 
 def mono_music(seconds: float) -> np.ndarray:
@@ -60,23 +80,39 @@ def run(pipeline, x: np.ndarray, block: int = 20000) -> dict:
     return out
 
 
-def test_graph_polishes_every_stem_before_the_mix(cfg, polish_cfg):
-    x = mono_music(1.6)
-    plain = run(LocalPipeline(DspSeparator(segment=1.0), cfg), x)
-    pipeline = LocalPipeline(DspSeparator(segment=1.0), dataclasses.replace(cfg, polish=polish_cfg))
-    polished = run(pipeline, x)
+def test_graph_polishes_every_stem_before_the_mix(in_process):
+    x, plain, polished, description = in_process
     for k in plain:
         assert polished[k].shape == plain[k].shape == x.shape
         assert np.all(np.isfinite(polished[k]))
     assert np.abs(polished["vocals"] - plain["vocals"]).max() > 1e-4  # MBD ran on the stems
-    d = pipeline.description["polish"]
+    d = description["polish"]
     assert (d["polish"], d["bandwidth_kbps"], d["device"]) == ("mbd", 3.0, "cpu")
     assert provenance(d).startswith("restored; polished by MBD (facebook/multiband-diffusion mbd_comp_4, 3 kbps, cpu")
 
 
-def test_polish_on_the_mix_is_refused_with_a_settings_error(cfg, polish_cfg):
+def test_graph_over_ray_with_polish_actors_equals_in_process(ray_local, settings, cfg, polish_cfg, in_process):
+    from resonate_stream.polish_pool import PolishPool
+    from resonate_stream.ray_pipeline import RayPipeline, SeparatorPool
+
+    x, _, expected, _ = in_process
+    pool = SeparatorPool(settings.separation, n_actors=1, threads=1)
+    polish_pool = PolishPool(polish_cfg, n_actors=2, threads=1)
+    try:
+        pipeline = RayPipeline(pool, dataclasses.replace(cfg, polish=polish_cfg), polish_pool=polish_pool)
+        got = run(pipeline, x)
+        pipeline.close()
+        assert pipeline.description["polish"]["actors"] == 2
+    finally:
+        pool.shutdown()
+        polish_pool.shutdown()
+    for k in expected:
+        np.testing.assert_allclose(got[k], expected[k], atol=1e-5)
+
+
+def test_polish_on_the_mix_is_refused_with_a_settings_error(settings, cfg, polish_cfg):
     with pytest.raises(SettingsError, match="per_stem"):
-        LocalPipeline(DspSeparator(segment=1.0), dataclasses.replace(cfg, polish=dataclasses.replace(polish_cfg, per_stem=False)))
+        LocalPipeline(separator(settings), dataclasses.replace(cfg, polish=dataclasses.replace(polish_cfg, per_stem=False)))
 
 
 def test_polish_lane_over_ray_equals_in_process(ray_local, polish_cfg):

@@ -22,9 +22,9 @@ CFG = dict(mode="mbd", bandwidth_kbps=3.0, segment_s=1.0, overlap=0.25, context_
 
 @pytest.fixture(scope="module")
 def hf_home(tmp_path_factory):
-    from polish_fixtures import write_tiny_mbd
+    from polish_fixtures import write_random_mbd
 
-    return write_tiny_mbd(tmp_path_factory.mktemp("hf_home"), bws=(3.0,))
+    return write_random_mbd(tmp_path_factory.mktemp("hf_home"), bws=(3.0,))
 
 
 @pytest.fixture(scope="module")
