@@ -204,8 +204,8 @@ class GraphPipeline:
         self.polish_reblocker = StemReblocker(PIPELINE_BLOCK)
         self.separator_description = dict(separator_description)
         self.description = {**self.separator_description, **(runner or {})}
-        if polish is not None:
-            self.description["polish"] = dict(polish.description)
+        #: what the polish lane runs (model, bandwidth, device, actors), None when off
+        self.polish_description = dict(polish.description) if polish is not None else None
         self.notes = list(notes)
         self.quality = SeparationQualityMeter()
         self.reblocker = StemReblocker(PIPELINE_BLOCK)

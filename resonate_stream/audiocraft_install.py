@@ -17,6 +17,10 @@ change torch:
    torchaudio runs as pure Python (``functional.resample``, spectrograms:
    all MBD and JASCO need; ``load``/``save`` are not used).
 
+flashy 0.0.2 also installs its own top-level ``tests`` package into
+site-packages, which would shadow this project's ``tests``: its files are
+removed (:func:`remove_stray_tests_package`).
+
 Then it checks the result in a fresh interpreter: ``from audiocraft.models
 import MultiBandDiffusion`` imports and torch is still the version it was.
 
@@ -33,7 +37,9 @@ without internet: the tests that need AudioCraft then skip with a reason).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +111,29 @@ def remove_cuda_libs(python: str = sys.executable) -> list[str]:
     return removed
 
 
+def remove_stray_tests_package(python: str = sys.executable, owner: str = "flashy") -> list[str]:
+    """Delete the top-level ``tests`` package that ``owner`` (flashy 0.0.2) installs into
+    site-packages: it shadows this project's ``tests`` (``from tests.audio_fixtures import ...``).
+    Only the files ``owner``'s RECORD lists are removed; returns them."""
+    code = ("import importlib.metadata as m, json; d = m.distribution(%r); "
+            "print(json.dumps([str(d.locate_file(f)) for f in d.files if f.parts[0] == 'tests']))" % owner)
+    try:
+        files = json.loads(_run([python, "-c", code]).strip().splitlines()[-1])
+    except (InstallFailed, IndexError, ValueError):
+        return []
+    removed = []
+    for f in map(Path, files):
+        if f.is_file():
+            f.unlink()
+            removed.append(str(f))
+    for d in sorted({Path(f).parent for f in files}, key=lambda p: len(p.parts), reverse=True):
+        for cache in d.glob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    return removed
+
+
 def check(python: str = sys.executable) -> str:
     """Import ``MultiBandDiffusion`` in a fresh ``python``; returns ``"<torch> <audiocraft>"``."""
     return _run([python, "-c", _CHECK]).strip().splitlines()[-1]
@@ -133,6 +162,9 @@ def install(vendor: Path | None = None, python: str = sys.executable, pip_args: 
         except InstallFailed as e:
             # no vendor wheel and a failed step: taken as "no ../shared and no internet"
             raise InstallFailed(f"{what}: {e}", status=2 if source == AUDIOCRAFT_GIT else 1) from None
+    stray = remove_stray_tests_package(python)
+    if stray:
+        print(f"removed flashy's top-level tests package ({len(stray)} files; it shadows ours)", file=sys.stderr)
     if cpu:
         removed = remove_cuda_libs(python)
         print(f"CPU torch: removed torchaudio's CUDA-only libraries {removed}", file=sys.stderr)

@@ -25,6 +25,7 @@ from engine.errors import ResonateError
 from engine.blocks import StemFifo
 from engine.graph import GraphPipeline, LocalPipeline
 from engine.pipeline import StageConfigs
+from engine.polish.factory import provenance
 
 from .events import AudioChunk, EventSink, Finished, Info, Progress
 from .settings import Settings
@@ -211,6 +212,8 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         emit(Info(note, {"kind": "separator"}))
     description = dict(pipeline.description)
     emit(Info(f"separator: {description.get('separator')}", description))
+    if pipeline.polish_description is not None:
+        emit(Info(provenance(pipeline.polish_description), {"kind": "polish", **pipeline.polish_description}))
     cache_state, cached = _attach_cache(pipeline, source, settings, cache, emit)
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
@@ -402,6 +405,8 @@ def _report(info, settings, description, notes, analyzer_in, analyzer_out, maste
         "timing": {"wall_s": wall_s, "realtime_factor": total_s / wall_s if wall_s else None,
                    "time_to_first_audio_s": first_audio_s},
         "settings": settings.to_dict(),
+        "polish": pipeline.polish_description,
+        "provenance": provenance(pipeline.polish_description),
     }
 
 

@@ -57,3 +57,13 @@ def test_installed_audiocraft_imports_with_the_projects_torch():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"AudioCraft ready (torch, audiocraft): {torch.__version__}" in out.stdout
+
+
+def test_no_installed_tests_package_shadows_the_projects():
+    """flashy (an AudioCraft need) ships a top-level ``tests`` package; the install step removes it."""
+    from pathlib import Path
+
+    import tests
+
+    root = Path(__file__).resolve().parent
+    assert all(Path(p).resolve() == root for p in tests.__path__), list(tests.__path__)

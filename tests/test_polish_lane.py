@@ -58,7 +58,7 @@ def in_process(settings, cfg, polish_cfg):
     x = mono_music(1.6)
     plain = run(LocalPipeline(separator(settings), cfg), x)
     pipeline = LocalPipeline(separator(settings), dataclasses.replace(cfg, polish=polish_cfg))
-    return x, plain, run(pipeline, x), pipeline.description
+    return x, plain, run(pipeline, x), pipeline.polish_description
 
 
 def mono_music(seconds: float) -> np.ndarray:
@@ -86,7 +86,7 @@ def test_graph_polishes_every_stem_before_the_mix(in_process):
         assert polished[k].shape == plain[k].shape == x.shape
         assert np.all(np.isfinite(polished[k]))
     assert np.abs(polished["vocals"] - plain["vocals"]).max() > 1e-4  # MBD ran on the stems
-    d = description["polish"]
+    d = description
     assert (d["polish"], d["bandwidth_kbps"], d["device"]) == ("mbd", 3.0, "cpu")
     assert provenance(d).startswith("restored; polished by MBD (facebook/multiband-diffusion mbd_comp_4, 3 kbps, cpu")
 
@@ -102,12 +102,32 @@ def test_graph_over_ray_with_polish_actors_equals_in_process(ray_local, settings
         pipeline = RayPipeline(pool, dataclasses.replace(cfg, polish=polish_cfg), polish_pool=polish_pool)
         got = run(pipeline, x)
         pipeline.close()
-        assert pipeline.description["polish"]["actors"] == 2
+        assert pipeline.polish_description["actors"] == 2
     finally:
         pool.shutdown()
         polish_pool.shutdown()
     for k in expected:
         np.testing.assert_allclose(got[k], expected[k], atol=1e-5)
+
+
+def test_process_file_with_polish_reports_what_ran(tmp_path, polish_cfg):
+    import soundfile as sf
+
+    from resonate_stream.runner import process_file
+    from resonate_stream.settings import Settings
+
+    src = tmp_path / "in.wav"
+    sf.write(src, mono_music(1.6).T, SR, subtype="FLOAT")
+    settings = Settings.from_preset("balanced", {"separation": {"separator": "dsp", "segment_s": 1.0},
+                                                 "polish": polish_cfg.to_dict()})
+    done = process_file(src, tmp_path / "out.wav", settings, use_cache=False)
+    out, sr = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert sr == SR and out.shape[0] == int(1.6 * SR)
+    assert done.report["polish"]["polish"] == "mbd" and done.report["polish"]["bandwidth_kbps"] == 3.0
+    assert done.report["provenance"].startswith("restored; polished by MBD")
+    plain = process_file(src, tmp_path / "plain.wav", Settings.from_preset(
+        "balanced", {"separation": {"separator": "dsp", "segment_s": 1.0}}), use_cache=False)
+    assert plain.report["polish"] is None and plain.report["provenance"] == "restored"
 
 
 def test_polish_on_the_mix_is_refused_with_a_settings_error(settings, cfg, polish_cfg):
