@@ -7,6 +7,7 @@ cache (or ``model_dir``, a folder in that layout) without loading anything.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from engine.polish.mbd_loader import N_Q
@@ -31,11 +32,7 @@ def _cached(repo_id: str, filename: str, model_dir) -> bool:
 
 def list_mbd(model_dir: str | Path | None = None) -> list[dict]:
     """One row per bandwidth (``mbd-1.5kbps`` ...): present when its checkpoint and the EnCodec config are cached."""
-    try:
-        import audiocraft  # noqa: F401
-        installed = True
-    except ImportError:
-        installed = False
+    installed = importlib.util.find_spec("audiocraft") is not None
     codec = _cached(CODEC_REPO, "config.json", model_dir)
     rows = []
     for bw, n_q in N_Q.items():

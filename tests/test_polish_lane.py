@@ -155,6 +155,15 @@ def test_polish_lane_over_ray_equals_in_process(ray_local, polish_cfg):
     assert np.abs(got["vocals"] - x["vocals"]).max() > 1e-4
 
 
+def test_polish_pool_without_weights_fails_fast_with_model_unavailable(ray_local, polish_cfg, tmp_path):
+    from engine.errors import ModelUnavailableError
+    from resonate_stream.polish_pool import PolishPool
+
+    with pytest.raises(ModelUnavailableError, match="not found"):
+        PolishPool(dataclasses.replace(polish_cfg, model_dir=str(tmp_path)), stems=("vocals",), n_actors=1,
+                   threads=1, start_timeout_s=120)
+
+
 def test_models_listing_shows_mbd_presence_and_licence(hf_home, tmp_path):
     from resonate_stream.polish_models import list_mbd
 
