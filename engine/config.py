@@ -3,7 +3,7 @@
 :class:`PipelineConfig` holds the job's typed ``enhance``, ``restore``,
 ``mix`` and ``master`` sections (the very objects of the job's settings,
 possibly adapted to the input by the strategy with ``dataclasses.replace``)
-and the band limits measured from the input's first seconds.  The in-process
+and the band limits measured from the input's first seconds.  ``polish`` is the MBD polish lane's section (off by default).  The in-process
 pipeline and the Ray actors build their stages from it
 (:func:`engine.pipeline.build_stem_chain`, :class:`engine.pipeline.MixMaster`).
 """
@@ -17,6 +17,7 @@ from .enhance.config import EnhanceConfig
 from .errors import SettingsError
 from .master.config import MasterConfig
 from .mix import MixConfig
+from .polish.config import PolishConfig
 from .restore.config import RestoreConfig
 
 
@@ -36,6 +37,7 @@ class PipelineConfig:
     restore: RestoreConfig = setting(Section(RestoreConfig), factory=RestoreConfig)
     mix: MixConfig = setting(Section(MixConfig), factory=MixConfig)
     master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
+    polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
     preview_prior: object | None = None
 

@@ -8,6 +8,8 @@
         |    stem cache may wrap it: resonate_stream.cached_separation) --+
         +--> StemReblocker (``PIPELINE_BLOCK`` = 1 s blocks)
         +--> one in-order lane per stem: StemProcessor (enhance + restore)
+        +--> [polish lane, when cfg.polish is on: StreamingPolish (windowed MBD
+        |    model stage over the enhanced stems) --> StemReblocker (1 s)]
         +--> mix/master lane: MixMaster --> ProcessedBlock(mix, preview, stems)
 
     end of stream (flush): separation drains (pieces as its last windows come
@@ -17,6 +19,9 @@
 :class:`GraphPipeline` is that graph (the coordinator, the same on every
 path).  What differs between runners is only *where* each lane runs:
 
+* the polish lane's windows (``polish``, issue 9): the same
+  :class:`~engine.separation.streaming.WindowRunner` protocol (in this process:
+  :class:`~engine.polish.streaming.InlinePolish`; on Ray: the polish actor pool);
 * the separation lane's windows: a :class:`~engine.separation.streaming.WindowRunner`
   (in this process: :class:`~engine.separation.streaming.InlineWindows`; on Ray:
   the separator actor pool, windows in flight in parallel);
@@ -92,6 +97,34 @@ class JobGraph:
         #: samples every stem chain is delayed to, so all stems stay aligned
         self.stem_latency = common_stem_latency(cfg, self.stems)
 
+    @property
+    def polish_config(self):
+        """The job's :class:`~engine.polish.config.PolishConfig` when polish is on, else None.
+
+        Polish runs per stem; on the mix (``per_stem: false``) it would sit between
+        the mixer and the preview master, which are one lane today: refused.
+        """
+        p = getattr(self.cfg, "polish", None)
+        if p is None or not p.enabled:
+            return None
+        if not p.per_stem:
+            from .errors import SettingsError
+
+            raise SettingsError("polish.per_stem=false (polish the mix) is not available yet: "
+                                "use polish.per_stem=true")
+        return p
+
+    def local_polish(self):
+        """The polish lane with its model in this process (None when polish is off)."""
+        p = self.polish_config
+        if p is None:
+            return None
+        from .polish.factory import build_polisher, polish_signals
+        from .polish.streaming import InlinePolish, StreamingPolish
+
+        polisher = build_polisher(p, polish_signals(p, self.stems))
+        return StreamingPolish(InlinePolish(polisher), polisher.signals, p.blend, polisher.description)
+
     def lane_specs(self) -> tuple[dict[str, LaneSpec], LaneSpec]:
         """``({stem: spec}, mix/master spec)``."""
         stems = {s: LaneSpec("stem", f"stem {s}", (s, self.cfg, self.stem_latency)) for s in self.stems}
@@ -163,11 +196,16 @@ class GraphPipeline:
     MAX_BLOCKS_QUEUED = 4
 
     def __init__(self, graph: JobGraph, separation: StreamingSeparation, place_lane: Callable[[LaneSpec], object],
-                 separator_description: dict, notes=(), runner: dict | None = None):
+                 separator_description: dict, notes=(), runner: dict | None = None, polish=None):
         self.graph = graph
         self.separation = separation
+        #: the windowed polish lane between the stem lanes and the mix (None: off)
+        self.polish = polish
+        self.polish_reblocker = StemReblocker(PIPELINE_BLOCK)
         self.separator_description = dict(separator_description)
         self.description = {**self.separator_description, **(runner or {})}
+        #: what the polish lane runs (model, bandwidth, device, actors), None when off
+        self.polish_description = dict(polish.description) if polish is not None else None
         self.notes = list(notes)
         self.quality = SeparationQualityMeter()
         self.reblocker = StemReblocker(PIPELINE_BLOCK)
@@ -214,13 +252,24 @@ class GraphPipeline:
                 break
             self.stems_in_flight -= 1
             enhanced = {s: lane.pop() for s, lane in self.stem_lanes.items()}
-            self.mix_lane.submit("process", enhanced)
             self.enhanced_s += block_samples(enhanced) / SAMPLE_RATE
-            self._mixed.append(enhanced)
+            self._to_mix(enhanced)
         while self._mixed and (wait or self.mix_lane.head_ready()):
             mix, preview = self.mix_lane.pop()
             out.append(ProcessedBlock(mix, preview, self._mixed.popleft()))
         return out
+
+    def _to_mix(self, enhanced: dict) -> None:
+        """Enhanced stems -> (the polish lane, re-blocked to 1 s) -> the mix lane."""
+        if self.polish is None:
+            self._submit_mix(enhanced)
+            return
+        for block in self.polish_reblocker.process(self.polish.process(enhanced)):
+            self._submit_mix(block)
+
+    def _submit_mix(self, stems: dict) -> None:
+        self.mix_lane.submit("process", stems)
+        self._mixed.append(stems)
 
     def process(self, block: np.ndarray) -> list[ProcessedBlock]:
         """Consume one input block ``(2, n)``; return the processed blocks ready now."""
@@ -244,9 +293,17 @@ class GraphPipeline:
         for lane in self.stem_lanes.values():
             lane.submit("flush")
         tails = {s: lane.pop() for s, lane in self.stem_lanes.items()}
-        self.mix_lane.submit("process", tails)
-        mix, preview = self.mix_lane.pop()
-        yield ProcessedBlock(mix, preview, tails)
+        if self.polish is None:
+            self._submit_mix(tails)
+        else:
+            self._to_mix(tails)
+            for part in self.polish.drain():
+                for block in self.polish_reblocker.process(part):
+                    self._submit_mix(block)
+                yield from self._drain(wait=True)
+            for block in self.polish_reblocker.flush():
+                self._submit_mix(block)
+        yield from self._drain(wait=True)
         self.mix_lane.submit("flush")
         mix, preview = self.mix_lane.pop()
         self._gains = self.mix_lane.query("stem_gains_db")
@@ -269,5 +326,6 @@ class LocalPipeline(GraphPipeline):
     """The job graph with every lane in this process (``resonate process``, tests)."""
 
     def __init__(self, separator, cfg, stems=STEM_NAMES, notes=()):
-        super().__init__(JobGraph(cfg, stems), StreamingSeparation(separator), LocalLane,
-                         separator.description, notes=notes)
+        graph = JobGraph(cfg, stems)
+        super().__init__(graph, StreamingSeparation(separator), LocalLane,
+                         separator.description, notes=notes, polish=graph.local_polish())

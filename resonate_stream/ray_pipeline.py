@@ -205,7 +205,7 @@ class RayPipeline(GraphPipeline):
 
     def __init__(self, pool: SeparatorPool, cfg: PipelineConfig, *, inflight_per_actor: int = 2,
                  preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0,
-                 stage_actors: StageActorPool | None = None, stems=STEM_NAMES):
+                 stage_actors: StageActorPool | None = None, stems=STEM_NAMES, polish_pool=None):
         g = pool.geometry
         self.pool = pool
         self.pool_windows = PoolWindows(pool, inflight_per_actor * len(pool.actors))
@@ -218,8 +218,10 @@ class RayPipeline(GraphPipeline):
                 take, release = lambda: stage_actors.take(spec.kind), lambda a: stage_actors.give_back(spec.kind, a)
             return StatefulLane(spec, take, release, int(preroll_s * SAMPLE_RATE), snapshot_every=snapshot_every)
 
-        super().__init__(JobGraph(cfg, stems), StreamingSeparation(windows=self.pool_windows), place_lane,
-                         g["description"], notes=g["notes"], runner={"actors": len(pool.actors), "runner": "ray"})
+        graph = JobGraph(cfg, stems)
+        super().__init__(graph, StreamingSeparation(windows=self.pool_windows), place_lane,
+                         g["description"], notes=g["notes"], runner={"actors": len(pool.actors), "runner": "ray"},
+                         polish=_ray_polish(graph, polish_pool, inflight_per_actor))
 
     def stats(self) -> dict:
         """Counters of this job: windows per separator actor, peak windows in flight (bound
@@ -229,6 +231,21 @@ class RayPipeline(GraphPipeline):
                 "peak_windows_in_flight": w.peak_in_flight,
                 "max_windows_in_flight": w.max_in_flight,
                 "recoveries": {k: lane.recoveries for k, lane in self.lanes.items()}}
+
+
+def _ray_polish(graph: JobGraph, polish_pool, inflight_per_actor: int):
+    """The job's polish lane over ``polish_pool`` (a :class:`~resonate_stream.polish_pool.PolishPool`
+    started with the job's polish settings), or None when polish is off."""
+    p = graph.polish_config
+    if p is None:
+        return None
+    if polish_pool is None:
+        raise SettingsError("polish.mode=mbd on Ray needs a polish actor pool (resonate_stream.polish_pool."
+                            "PolishPool) started with the same polish settings")
+    from engine.polish.streaming import StreamingPolish
+
+    windows = PoolWindows(polish_pool, inflight_per_actor * len(polish_pool.actors))
+    return StreamingPolish(windows, polish_pool.signals, p.blend, polish_pool.description)
 
 
 def _kill(actor) -> None:

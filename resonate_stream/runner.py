@@ -26,6 +26,7 @@ from engine.blocks import StemFifo
 from engine.graph import GraphPipeline, LocalPipeline
 from engine.master.preview import PreviewPrior
 from engine.config import PipelineConfig
+from engine.polish.factory import provenance
 
 from .events import AudioChunk, EventSink, Finished, InfoEvent, ProgressEvent
 from .settings import Settings
@@ -198,6 +199,8 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         emit(InfoEvent(note, {"kind": "separator"}))
     description = dict(pipeline.description)
     emit(InfoEvent(f"separator: {description.get('separator')}", description))
+    if pipeline.polish_description is not None:
+        emit(InfoEvent(provenance(pipeline.polish_description), {"kind": "polish", **pipeline.polish_description}))
     cache_state, cached = _attach_cache(pipeline, source, settings, cache, emit)
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
@@ -394,6 +397,8 @@ def _report(info, settings, description, notes, analyzer_in, analyzer_out, maste
         "timing": {"wall_s": wall_s, "realtime_factor": total_s / wall_s if wall_s else None,
                    "time_to_first_audio_s": first_audio_s},
         "settings": settings.to_dict(),
+        "polish": pipeline.polish_description,
+        "provenance": provenance(pipeline.polish_description),
     }
 
 

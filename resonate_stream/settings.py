@@ -18,6 +18,7 @@ Sections:
 ``mix``         stem levels (``engine.mix.MixConfig``)
 ``master``      loudness target, true-peak ceiling, limiter (``engine.master.config.MasterConfig``)
 ``export``      output file format (:class:`ExportSettings`): the one place the format is chosen
+``polish``      MBD polish after enhancement (``engine.polish.config.PolishConfig``; off by default)
 ``adaptive``    adapt the enhancement to the input's measured SNR (see
                 ``resonate_stream.strategy``); false keeps the preset exactly
 
@@ -41,6 +42,7 @@ from engine.enhance.config import EnhanceConfig
 from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
 from engine.errors import SettingsError
 from engine.master.config import MasterConfig
+from engine.polish.config import PolishConfig
 from engine.mix import MixConfig
 from engine.restore.config import RestoreConfig
 
@@ -119,6 +121,7 @@ class Settings:
     master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
     export: ExportSettings = setting(Section(ExportSettings), factory=ExportSettings)
     adaptive: bool = setting(Flag(), True)
+    polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "")
@@ -158,7 +161,8 @@ class Settings:
         """The typed sections the in-order stages read, with what was measured on the input's
         first seconds (band limits, ``engine.master.preview.PreviewPrior``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
-                              band_limits_hz=tuple(band_limits_hz), preview_prior=preview_prior)
+                              polish=self.polish, band_limits_hz=tuple(band_limits_hz),
+                              preview_prior=preview_prior)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:

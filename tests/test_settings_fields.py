@@ -22,13 +22,11 @@ from engine.errors import SettingsError
 from engine.master.config import MasterConfig
 from engine.master.final import FinalMasterConfig
 from engine.master.preview import PreviewMaster
-from engine.mix import MixConfig
-from engine.restore.config import RestoreConfig
 from resonate_stream.cached_separation import separation_key
 from resonate_stream.cli import build_parser, main
 from resonate_stream.gateway.jobs import JobSpec, RunnerBackend
 from resonate_stream.presets import preset_names, read_preset
-from resonate_stream.settings import ExportSettings, SeparationSettings, Settings, parse_set_option
+from resonate_stream.settings import Settings, parse_set_option
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -267,8 +265,9 @@ def test_one_valid_range_for_the_master_levels():
 
 
 # ------------------------------------------------------------------------- docs
-SECTIONS = [("separation", SeparationSettings), ("enhance", EnhanceConfig), ("enhance.<stem>", StemEnhanceConfig),
-            ("restore", RestoreConfig), ("mix", MixConfig), ("master", MasterConfig), ("export", ExportSettings)]
+#: every section of Settings (found from its fields, so a new section cannot go undocumented) + the per-stem one
+SECTIONS = [(f.name, f.metadata["check"].cls) for f in fields(Settings) if isinstance(f.metadata["check"], Section)]
+SECTIONS.append(("enhance.<stem>", StemEnhanceConfig))
 
 
 def test_docs_state_every_field_and_its_valid_range():
