@@ -40,6 +40,9 @@ def _add_processing_options(p: argparse.ArgumentParser) -> None:
                    help="device for model stages (default: auto, the best one present)")
     g.add_argument("--quality", choices=["preview", "render"],
                    help="preview: fast; render: best, slower (default: from the preset)")
+    g.add_argument("--polish", choices=["off", "mbd"],
+                   help="MultiBandDiffusion polish of the enhanced stems (AudioCraft + MBD weights, CC-BY-NC; "
+                        "a GPU feature: about 44x slower than real time on 2 CPU cores) (default: off)")
     e = p.add_argument_group("export")
     e.add_argument("--format", choices=list(EXPORT_FORMATS),
                    help="output format; must agree with the -o extension (default: from the -o extension; wav "
@@ -70,6 +73,7 @@ def settings_from_args(args: argparse.Namespace, output: Path | None = None):
         ("separation", "model_repo"): args.model_repo,
         ("separation", "device"): args.device,
         ("separation", "quality"): args.quality,
+        ("polish", "mode"): getattr(args, "polish", None),
         ("export", "bit_depth"): args.bit_depth,
         ("export", "mp3_bitrate"): args.mp3_bitrate,
         ("export", "sample_rate"): (args.sample_rate if args.sample_rate in (None, "keep") else int(args.sample_rate)),

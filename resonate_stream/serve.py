@@ -30,6 +30,7 @@ class SeparatorPools:
         self._pools: dict = {}
         self._lock = threading.Lock()
         self._stage_actors = None
+        self._polish: dict = {}
         self._warm = warm_stage_actors
 
     def stage_actors(self):
@@ -50,11 +51,27 @@ class SeparatorPools:
                 self._pools[key] = SeparatorPool(separation, n_actors=self.n_actors)
             return self._pools[key]
 
+    def polish(self, polish):
+        """The shared MBD polish pool for ``polish`` (a PolishConfig), None when polish is off."""
+        if not polish.enabled:
+            return None
+        from .polish_pool import PolishPool
+
+        key = tuple(sorted(polish.to_dict().items()))
+        with self._lock:
+            pool = self._polish.get(key)
+        if pool is None:  # built outside the lock: it waits for its actors, other jobs must not
+            pool = PolishPool(polish)  # sized to the cluster's devices; fails fast when it cannot fit
+            with self._lock:
+                pool = self._polish.setdefault(key, pool)
+        return pool
+
     def factory(self, settings, cfg):
-        """A ``pipeline_factory`` for the runner: the Ray pipeline on a shared pool."""
+        """A ``pipeline_factory`` for the runner: the Ray pipeline on the shared pools."""
         from .ray_pipeline import RayPipeline
 
-        return RayPipeline(self.get(settings.separation), cfg, stage_actors=self.stage_actors())
+        return RayPipeline(self.get(settings.separation), cfg, stage_actors=self.stage_actors(),
+                           polish_pool=self.polish(settings.polish))
 
 
 def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,

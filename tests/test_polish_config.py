@@ -67,3 +67,22 @@ def test_no_installed_tests_package_shadows_the_projects():
 
     root = Path(__file__).resolve().parent
     assert all(Path(p).resolve() == root for p in tests.__path__), list(tests.__path__)
+
+
+def test_cli_polish_without_weights_is_model_unavailable(tmp_path, capsys, monkeypatch):
+    """``resonate process --polish mbd`` with no MBD weights: one line, model_unavailable, exit 2, no file."""
+    import numpy as np
+    import soundfile as sf
+
+    from resonate_stream.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = tmp_path / "in.wav"
+    sf.write(str(src), np.zeros((44100, 2), np.float32) + 0.01, 44100)
+    empty = tmp_path / "hf"
+    empty.mkdir()
+    rc = main(["process", str(src), "-o", str(tmp_path / "o.wav"), "-q", "--separator", "dsp", "--polish", "mbd",
+               "--set", f"polish.model_dir={empty}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error [model_unavailable]: "), err
+    assert not (tmp_path / "o.wav").exists()

@@ -41,9 +41,7 @@ def settings():
 
 @pytest.fixture(scope="module")
 def cfg(settings):
-    from resonate_stream.runner import build_stage_configs
-
-    return build_stage_configs(settings, (20.0, 20000.0))[0]
+    return settings.pipeline_config((20.0, 20000.0))
 
 
 def separator(settings):
