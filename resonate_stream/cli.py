@@ -121,14 +121,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import fetch_model, list_models
+    from .polish_models import fetch_mbd, list_mbd
 
     if args.fetch:
         for name in args.fetch:
-            print(fetch_model(name, args.model_repo))
+            print(fetch_mbd(name) if name.startswith("mbd-") else fetch_model(name, args.model_repo))
         return 0
-    for row in list_models(args.model_repo):
+    rows = [{**r, "kind": "Demucs"} for r in list_models(args.model_repo)]
+    rows += [{**r, "kind": "MBD polish"} for r in list_mbd()]
+    print(f"{'model':<14} {'kind':<11} {'status':<8} where / licence")
+    for row in rows:
         mark = "present" if row["present"] else "missing"
-        print(f"{row['name']:<14} {mark:<8} {row['where']}")
+        licence = f"  [{row['licence']}]" if row.get("licence") else ""
+        print(f"{row['name']:<14} {row['kind']:<11} {mark:<8} {row['where']}{licence}")
     return 0
 
 

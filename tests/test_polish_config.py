@@ -86,3 +86,14 @@ def test_cli_polish_without_weights_is_model_unavailable(tmp_path, capsys, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error [model_unavailable]: "), err
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_models_lists_demucs_and_mbd_with_the_licence(capsys, monkeypatch, tmp_path):
+    from resonate_stream.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "--model-repo", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("htdemucs ") and "Demucs" in line for line in lines)
+    mbd = [line for line in lines if line.startswith("mbd-6kbps ")]
+    assert len(mbd) == 1 and "MBD polish" in mbd[0] and "CC-BY-NC" in mbd[0]
