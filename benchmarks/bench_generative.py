@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     from engine.audio import SAMPLE_RATE
     from engine.polish.config import PolishConfig
     from engine.polish.factory import build_polisher
-    from engine.polish.streaming import InlinePolish, StreamingPolish
+    from engine.polish.streaming import StreamingPolish, inline_polish
     from polish_fixtures import BASIC_UNET, write_random_mbd
 
     if args.threads:
@@ -91,7 +91,7 @@ def main(argv=None) -> None:
         mbd.regenerate(mono24[:, None], 24000)
     regen_s = time.perf_counter() - t
 
-    lane = StreamingPolish(InlinePolish(polisher), ("mix",), cfg.blend)
+    lane = StreamingPolish(inline_polish(polisher), ("mix",), cfg.blend)
     t = time.perf_counter()
     first = None
     for start in range(0, n, SAMPLE_RATE):

@@ -21,7 +21,7 @@ path).  What differs between runners is only *where* each lane runs:
 
 * the polish lane's windows (``polish``, issue 9): the same
   :class:`~engine.separation.streaming.WindowRunner` protocol (in this process:
-  :class:`~engine.polish.streaming.InlinePolish`; on Ray: the polish actor pool);
+  :func:`~engine.polish.streaming.inline_polish`; on Ray: the polish actor pool);
 * the separation lane's windows: a :class:`~engine.separation.streaming.WindowRunner`
   (in this process: :class:`~engine.separation.streaming.InlineWindows`; on Ray:
   the separator actor pool, windows in flight in parallel);
@@ -120,10 +120,10 @@ class JobGraph:
         if p is None:
             return None
         from .polish.factory import build_polisher, polish_signals
-        from .polish.streaming import InlinePolish, StreamingPolish
+        from .polish.streaming import StreamingPolish, inline_polish
 
         polisher = build_polisher(p, polish_signals(p, self.stems))
-        return StreamingPolish(InlinePolish(polisher), polisher.signals, p.blend, polisher.description)
+        return StreamingPolish(inline_polish(polisher), polisher.signals, p.blend, polisher.description)
 
     def lane_specs(self) -> tuple[dict[str, LaneSpec], LaneSpec]:
         """``({stem: spec}, mix/master spec)``."""

@@ -13,7 +13,7 @@ from engine.errors import SettingsError  # noqa: E402
 from engine.graph import LocalPipeline  # noqa: E402
 from engine.polish.config import PolishConfig  # noqa: E402
 from engine.polish.factory import build_polisher, provenance  # noqa: E402
-from engine.polish.streaming import InlinePolish, StreamingPolish  # noqa: E402
+from engine.polish.streaming import StreamingPolish, inline_polish  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SR = 44100
@@ -140,7 +140,7 @@ def test_polish_lane_over_ray_equals_in_process(ray_local, polish_cfg):
     x = {"vocals": mono_music(1.6)}
     x["vocals"][1] *= 0.5  # a side channel too
     local = build_polisher(polish_cfg, ("vocals",))
-    expected = _stream(StreamingPolish(InlinePolish(local), ("vocals",), polish_cfg.blend), x)
+    expected = _stream(StreamingPolish(inline_polish(local), ("vocals",), polish_cfg.blend), x)
     pool = PolishPool(polish_cfg, stems=("vocals",), n_actors=2, threads=1)
     try:
         assert pool.description["actors"] == 2 and pool.description["polish"] == "mbd"

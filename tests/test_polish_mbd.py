@@ -12,7 +12,7 @@ from engine.errors import ModelUnavailableError  # noqa: E402
 from engine.polish.config import PolishConfig  # noqa: E402
 from engine.polish.mbd_loader import load_mbd  # noqa: E402
 from engine.polish.mbd_polisher import MBDPolisher  # noqa: E402
-from engine.polish.streaming import InlinePolish, StreamingPolish, polish_whole  # noqa: E402
+from engine.polish.streaming import StreamingPolish, inline_polish, polish_whole  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_streamed_equals_whole_file_and_changes_the_audio(mbd):
     polisher = MBDPolisher(mbd, cfg, ("vocals", "other"))
     payload = {"vocals": _signal(1.8, 1), "other": _signal(1.8, 2)[::-1].copy()}
     whole = polish_whole(polisher, payload, cfg.blend)
-    lane = StreamingPolish(InlinePolish(polisher), polisher.signals, cfg.blend)
+    lane = StreamingPolish(inline_polish(polisher), polisher.signals, cfg.blend)
     streamed = _stream(lane, payload, [12345, 30000, 777])
     for s in payload:
         assert streamed[s].shape == payload[s].shape
@@ -77,7 +77,7 @@ def test_crossover_keeps_the_input_above_it(mbd):
     cfg = PolishConfig.from_dict({**CFG, "blend": 1.0})
     polisher = MBDPolisher(mbd, cfg, ("mix",))
     x = _signal(1.8, 3)
-    lane = StreamingPolish(InlinePolish(polisher), ("mix",), cfg.blend)
+    lane = StreamingPolish(inline_polish(polisher), ("mix",), cfg.blend)
     y = _stream(lane, {"mix": x}, [SAMPLE_RATE])["mix"]
     # above crossover + transition (12 kHz) the output's spectrum is the input's
     X, Y = np.fft.rfft(x.astype(np.float64)), np.fft.rfft(y.astype(np.float64))
@@ -92,7 +92,7 @@ def test_blended_out_is_the_input_bit_for_bit(mbd):
     cfg = PolishConfig.from_dict({**CFG, "blend": 0.0})
     polisher = MBDPolisher(mbd, cfg, ("mix",))
     x = _signal(0.7, 4)
-    y = _stream(StreamingPolish(InlinePolish(polisher), ("mix",), cfg.blend), {"mix": x}, [5000])["mix"]
+    y = _stream(StreamingPolish(inline_polish(polisher), ("mix",), cfg.blend), {"mix": x}, [5000])["mix"]
     assert np.array_equal(y, x)
 
 

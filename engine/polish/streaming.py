@@ -5,7 +5,7 @@ and stitched by its :class:`~engine.separation.stitcher.OverlapAddStitcher`
 (both generic over what a window computes; here: one "source", the MBD
 correction, over ``2 * len(signals)`` channels).  Windows are independent
 (the sampler is seeded per window), so they run anywhere, in parallel, in any
-order: :class:`InlinePolish` runs them in this process; the Ray runner passes
+order: :func:`inline_polish` runs them in this process; the Ray runner passes
 a runner over polish actors (the same :class:`~engine.separation.streaming.WindowRunner`
 protocol).  Contract: the streamed output equals the windows applied to the
 whole signal and overlap-added (:func:`polish_whole`), for any block sizes.
@@ -23,33 +23,19 @@ import numpy as np
 
 from ..audio import check_finite
 from ..blocks import StemFifo
+from ..separation.streaming import InlineWindows
 
 
-class InlinePolish:
-    """Runs each window at once on ``polisher`` (an :class:`~engine.polish.mbd_polisher.MBDPolisher`)."""
-
-    def __init__(self, polisher):
-        self.polisher = polisher
-        self.geometry = polisher.geometry
-        self._done: list = []
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._done)
-
-    def submit(self, window) -> None:
-        self._done.append((window, self.polisher.polish(window)))
-
-    def collect(self, wait: bool) -> list:
-        done, self._done = self._done, []
-        return done
+def inline_polish(polisher) -> InlineWindows:
+    """The polish lane's windows run at once in this process on ``polisher`` (an MBDPolisher)."""
+    return InlineWindows(polisher, run=polisher.polish)
 
 
 class StreamingPolish:
     """Feed stem dicts (or a mix) in, get them polished out, sample-aligned.
 
     Args:
-        windows: a window runner (:class:`InlinePolish`, or the Ray polish pool's).
+        windows: a window runner (:func:`inline_polish`, or the Ray polish pool's).
         signals: names of the stereo signals in channel order (stems, or ``("mix",)``).
         blend: share of the stitched correction added to the input, 0 .. 1.
         description: what ran (``polisher.description``), for the report.

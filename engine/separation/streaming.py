@@ -35,11 +35,16 @@ class WindowRunner(Protocol):
 
 
 class InlineWindows:
-    """Runs each window at once on ``separator``, in this process."""
+    """Runs each window at once in this process: ``run(window)`` (default ``model.separate``).
 
-    def __init__(self, separator: Separator):
-        self.separator = separator
-        self.geometry = separator.geometry
+    ``model`` has the window ``geometry``; the same runner serves every windowed
+    model stage (Demucs / DSP separation, MBD polish: ``run=polisher.polish``).
+    """
+
+    def __init__(self, model, run=None):
+        self.model = model
+        self.geometry = model.geometry
+        self._run = run if run is not None else model.separate
         self._done: list = []
 
     @property
@@ -47,7 +52,7 @@ class InlineWindows:
         return len(self._done)
 
     def submit(self, window) -> None:
-        self._done.append((window, self.separator.separate(window)))
+        self._done.append((window, self._run(window)))
 
     def collect(self, wait: bool) -> list:
         done, self._done = self._done, []
