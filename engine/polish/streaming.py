@@ -23,7 +23,7 @@ import numpy as np
 
 from ..audio import check_finite
 from ..blocks import StemFifo
-from ..separation.streaming import InlineWindows
+from ..separation.streaming import InlineWindows, WindowedLane
 
 
 def inline_polish(polisher) -> InlineWindows:
@@ -31,7 +31,7 @@ def inline_polish(polisher) -> InlineWindows:
     return InlineWindows(polisher, run=polisher.polish)
 
 
-class StreamingPolish:
+class StreamingPolish(WindowedLane):
     """Feed stem dicts (or a mix) in, get them polished out, sample-aligned.
 
     Args:
@@ -47,39 +47,20 @@ class StreamingPolish:
     """
 
     def __init__(self, windows, signals: tuple[str, ...], blend: float, description: dict | None = None):
-        self.windows = windows
+        super().__init__(windows)
         self.signals = tuple(signals)
         self.blend = np.float32(blend)
         self.description = dict(description or {})
-        geometry = windows.geometry
-        self.planner = geometry.planner()
-        self.stitcher = geometry.stitcher()
         self._input = StemFifo()
-        self.windows_processed = 0
-
-    @property
-    def latency(self) -> int:
-        """Input samples needed before the first output comes out."""
-        return self.planner.latency_samples
 
     def reset(self) -> None:
-        """Ready for a new stream (windows still in flight are waited for and dropped)."""
-        while self.windows.in_flight:
-            self.windows.collect(wait=True)
-        self.planner.reset()
-        self.stitcher.reset()
+        super().reset()
         self._input = StemFifo()
-        self.windows_processed = 0
 
     def _stack(self, payload: dict) -> np.ndarray:
         if set(payload) != set(self.signals):
             raise ValueError(f"polish lane expects {self.signals}, got {sorted(payload)}")
         return np.concatenate([np.asarray(payload[s], np.float32) for s in self.signals], axis=0)
-
-    def _collect(self, wait: bool) -> None:
-        for w, correction in self.windows.collect(wait):
-            self.stitcher.add(w.seq, w.offset, correction)
-            self.windows_processed += 1
 
     def _output(self, correction: np.ndarray) -> dict[str, np.ndarray]:
         """``input + blend * correction`` for the next ``correction.shape[-1]`` samples."""
@@ -97,21 +78,12 @@ class StreamingPolish:
         block = self._stack(payload)
         check_finite(block, "polish input")
         self._input.push({s: np.asarray(payload[s], np.float32) for s in self.signals})
-        for w in self.planner.push(block):
-            self.windows.submit(w)
-        self._collect(wait=False)
-        return self._output(self.stitcher.pop_ready())
+        return self._output(self._push(block))
 
     def drain(self) -> Iterator[dict[str, np.ndarray]]:
         """End of stream: the remaining output in pieces, as the last windows come back."""
-        for w in self.planner.finish():
-            self.windows.submit(w)
-        while self.windows.in_flight:
-            self._collect(wait=True)
-            part = self.stitcher.pop_ready()
-            if part.shape[-1]:
-                yield self._output(part)
-        yield self._output(self.stitcher.finish(self.planner.received))
+        for part in self._drain_raw():
+            yield self._output(part)
 
 
 def polish_whole(polisher, payload: dict, blend: float) -> dict[str, np.ndarray]:

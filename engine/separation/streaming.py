@@ -1,6 +1,8 @@
-"""Streaming separation: planner -> windows (run somewhere) -> stitcher.
+"""Streaming windowed model stages: planner -> windows (run somewhere) -> stitcher.
 
-:class:`StreamingSeparation` is the windowed model lane of the job graph
+:class:`WindowedLane` holds what every windowed model lane shares (separation
+here, MBD polish in :mod:`engine.polish.streaming`).
+:class:`StreamingSeparation` is the separation lane of the job graph
 (:mod:`engine.graph`).  Where its windows run is a :class:`WindowRunner`:
 :class:`InlineWindows` runs them at once in this process; the Ray runner
 passes one that spreads them over a pool of separator actors (windows come
@@ -59,7 +61,71 @@ class InlineWindows:
         return done
 
 
-class StreamingSeparation:
+class WindowedLane:
+    """A stateless model stage streamed by windows: planner -> window runner -> stitcher.
+
+    The mechanics every windowed model lane shares (separation, MBD polish):
+    the planner cuts overlapping windows from the input as it arrives, the
+    :class:`WindowRunner` runs them (here or on actors, in any order), the
+    overlap-add stitcher puts the results back in order.  Subclasses turn the
+    stitched array into their output (:meth:`_push` / :meth:`_drain_raw`).
+    ``latency``: input samples needed before the first output comes out.
+    """
+
+    def __init__(self, windows: WindowRunner):
+        self.windows = windows
+        geometry = windows.geometry
+        self.planner = geometry.planner()
+        self.stitcher = geometry.stitcher()
+        self.windows_processed = 0
+
+    @property
+    def latency(self) -> int:
+        return self.planner.latency_samples
+
+    @property
+    def received(self) -> int:
+        """Input samples processed so far."""
+        return self.planner.received
+
+    @property
+    def emitted(self) -> int:
+        """Output samples returned so far."""
+        return self.stitcher.emitted
+
+    def reset(self) -> None:
+        """Ready for a new stream (windows still in flight are waited for and dropped)."""
+        while self.windows.in_flight:
+            self.windows.collect(wait=True)
+        self.planner.reset()
+        self.stitcher.reset()
+        self.windows_processed = 0
+
+    def _collect(self, wait: bool) -> None:
+        for w, result in self.windows.collect(wait):
+            self.stitcher.add(w.seq, w.offset, result)
+            self.windows_processed += 1
+
+    def _push(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``block``; return the stitched samples that became final."""
+        for w in self.planner.push(block):
+            self.windows.submit(w)
+        self._collect(wait=False)
+        return self.stitcher.pop_ready()
+
+    def _drain_raw(self) -> Iterator[np.ndarray]:
+        """End of stream: the remaining stitched samples in pieces, as the last windows come back."""
+        for w in self.planner.finish():
+            self.windows.submit(w)
+        while self.windows.in_flight:
+            self._collect(wait=True)
+            part = self.stitcher.pop_ready()
+            if part.shape[-1]:
+                yield part
+        yield self.stitcher.finish(self.planner.received)
+
+
+class StreamingSeparation(WindowedLane):
     """Feed audio blocks in, get stems out, aligned sample-for-sample.
 
     Args:
@@ -83,66 +149,25 @@ class StreamingSeparation:
                  windows: WindowRunner | None = None):
         if (separator is None) == (windows is None):
             raise ValueError("give a separator or a window runner, not both")
-        self.windows = windows if windows is not None else InlineWindows(separator)
+        super().__init__(windows if windows is not None else InlineWindows(separator))
+        self.sources = tuple(self.windows.geometry.sources)
         self.map_to_stems = bool(map_to_stems)
-        geometry = self.windows.geometry
-        self.sources = tuple(geometry.sources)
-        self.planner = geometry.planner()
-        self.stitcher = geometry.stitcher()
-        self.windows_processed = 0
-
-    @property
-    def latency(self) -> int:
-        """Input samples needed before the first stems come out."""
-        return self.planner.latency_samples
-
-    def reset(self) -> None:
-        """Ready for a new stream (windows still in flight are waited for and dropped)."""
-        while self.windows.in_flight:
-            self.windows.collect(wait=True)
-        self.planner.reset()
-        self.stitcher.reset()
-        self.windows_processed = 0
-
-    @property
-    def received(self) -> int:
-        """Input samples processed so far."""
-        return self.planner.received
-
-    @property
-    def emitted(self) -> int:
-        """Stem samples returned so far."""
-        return self.stitcher.emitted
 
     def _to_dict(self, stems: np.ndarray) -> dict[str, np.ndarray]:
         if self.map_to_stems:
             return to_stem_dict(self.sources, stems)
         return {name: stems[i] for i, name in enumerate(self.sources)}
 
-    def _collect(self, wait: bool) -> None:
-        for w, stems in self.windows.collect(wait):
-            self.stitcher.add(w.seq, w.offset, stems)
-            self.windows_processed += 1
-
     def process(self, block: np.ndarray) -> dict[str, np.ndarray]:
         """Consume ``block`` ``(2, n)``; return the stems that became final."""
         block = as_block(block, CHANNELS)
         check_finite(block, "separation input")
-        for w in self.planner.push(block):
-            self.windows.submit(w)
-        self._collect(wait=False)
-        return self._to_dict(self.stitcher.pop_ready())
+        return self._to_dict(self._push(block))
 
     def drain(self) -> Iterator[dict[str, np.ndarray]]:
         """End of stream: the remaining stems in pieces, as the last windows come back."""
-        for w in self.planner.finish():
-            self.windows.submit(w)
-        while self.windows.in_flight:
-            self._collect(wait=True)
-            stems = self.stitcher.pop_ready()
-            if stems.shape[-1]:
-                yield self._to_dict(stems)
-        yield self._to_dict(self.stitcher.finish(self.planner.received))
+        for part in self._drain_raw():
+            yield self._to_dict(part)
 
     def flush(self) -> dict[str, np.ndarray]:
         """End of stream: return the remaining stems."""
