@@ -70,12 +70,43 @@ SI_SDR_TOL_DB = 1.0
 Fitter = Callable[[list[Case], Callable[[Case], tuple[np.ndarray, np.ndarray]]], dict]
 
 
-def fit_nothing(train: list[Case], pair) -> dict:
+def fit_nothing(train: list[Case], pair, workdir: Path | None = None) -> dict:
     """The identity fitter: no overrides (exercises the harness)."""
     return {}
 
 
-FITTERS: dict[str, Fitter] = {"none": fit_nothing}
+_PROFILES: dict[str, tuple] = {}
+
+
+def tonal_training_row(case: Case, pair) -> tuple:
+    """``(degraded head profile, clean profile, detected upper band edge)`` of a case, measured
+    as the runner measures a recording (its first ``BAND_DETECT_SECONDS``); memoised."""
+    if case.name not in _PROFILES:
+        from engine.restore.tonal import TonalProfile
+        from resonate_stream.runner import BAND_DETECT_SECONDS, detect_band_limits
+
+        clean, degraded = pair(case)
+        head = degraded[:, :int(BAND_DETECT_SECONDS * SR)]
+        blocks = [head[:, i:i + SR] for i in range(0, head.shape[1], SR)]
+        _PROFILES[case.name] = (TonalProfile.measure(blocks), TonalProfile.from_signal(clean),
+                                detect_band_limits(blocks)[1])
+    return _PROFILES[case.name]
+
+
+def fit_tonal(train: list[Case], pair, workdir: Path | None = None) -> dict:
+    """The tonal-balance model (:class:`engine.restore.tonal.TonalModel`) fitted on the
+    training cases only, written as JSON; returns ``restore.tonal_model`` pointing at it."""
+    from engine.restore.tonal import TonalModel
+
+    rows = [tonal_training_row(c, pair) for c in train]
+    model = TonalModel.fit([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    folder = Path(workdir or tempfile.gettempdir())
+    path = folder / f"tonal_model_{abs(hash(tuple(sorted(c.name for c in train)))) % 10 ** 10}.json"
+    model.save(path)
+    return {"restore": {"tonal_model": str(path)}}
+
+
+FITTERS: dict[str, Fitter] = {"none": fit_nothing, "tonal": fit_tonal}
 
 
 def loo_folds(cases: list[Case]) -> list[tuple[str, list[Case], list[Case]]]:
@@ -288,7 +319,7 @@ def _jobs_for(cases: list[Case], opts: dict, workdir: Path, args) -> list[tuple[
     fit = FITTERS[args.loo]
     out = []
     for held, train, test in loo_folds(cases):
-        fitted = fit(train, lambda c: training_pair(c, opts["seed"], opts["seconds"], workdir))
+        fitted = fit(train, lambda c: training_pair(c, opts["seed"], opts["seconds"], workdir), workdir)
         print(f"[loo] held out {held}: fitted on {len(train)} cases -> {fitted or 'no overrides'}", flush=True)
         out += [(c, fitted) for c in test]
     return out
@@ -319,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-repo", type=Path, default=None, help="folder with Demucs weights")
     ap.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="settings override (repeatable)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the degraded .m4a and restored .wav here")
+    ap.add_argument("--write-tonal-model", type=Path, default=None, metavar="JSON",
+                    help="fit the tonal model on every selected case, write it here and exit "
+                         "(engine/restore/tonal_model.json is the shipped one)")
     args = ap.parse_args(argv)
 
     if not (AUDIO / "music").is_dir():
@@ -328,6 +362,14 @@ def main(argv: list[str] | None = None) -> int:
     if not cases:
         print("restoration_eval: no case matches --cases; cases: " + ", ".join(c.name for c in case_list()))
         return 2
+    if args.write_tonal_model:
+        with tempfile.TemporaryDirectory(prefix="resonate-tonal-") as wd:
+            fitted = fit_tonal(cases, lambda c: training_pair(c, args.seed, args.seconds, Path(wd)), Path(wd))
+            from engine.restore.tonal import TonalModel
+
+            TonalModel.load(fitted["restore"]["tonal_model"]).save(args.write_tonal_model)
+        print(f"tonal model fitted on {len(cases)} cases: {args.write_tonal_model}")
+        return 0
     from benchmarks.loudness_meters import have_ffmpeg
 
     if not args.declip_only and not have_ffmpeg():

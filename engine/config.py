@@ -31,6 +31,9 @@ class PipelineConfig:
     (:class:`engine.master.preview.PreviewPrior`): primes the streamed
     preview's loudness estimate, so it is right from its first second (None:
     unknown, the preview learns from the stream alone).
+    tonal_profile: the input's first seconds' long-term band levels and noise
+    floors (:class:`engine.restore.tonal.TonalProfile`), from which the
+    tonal-balance correction is planned (None: no correction).
     """
 
     enhance: EnhanceConfig = setting(Section(EnhanceConfig), factory=EnhanceConfig)
@@ -40,6 +43,7 @@ class PipelineConfig:
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
     preview_prior: object | None = None
+    tonal_profile: object | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "")

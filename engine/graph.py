@@ -216,6 +216,7 @@ class GraphPipeline:
         self.stems_in_flight = 0  # blocks sent to the stem lanes, not yet answered
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self._gains: dict | None = None
+        self._stage_reports: dict | None = None
         self.separated_s = 0.0
         self.enhanced_s = 0.0
 
@@ -293,6 +294,7 @@ class GraphPipeline:
         for lane in self.stem_lanes.values():
             lane.submit("flush")
         tails = {s: lane.pop() for s, lane in self.stem_lanes.items()}
+        self._stage_reports = {s: lane.query("stage_reports") for s, lane in self.stem_lanes.items()}
         if self.polish is None:
             self._submit_mix(tails)
         else:
@@ -315,6 +317,10 @@ class GraphPipeline:
     def stem_gains_db(self) -> dict | None:
         """The mixer's gain per stem (dB), once the stream is flushed."""
         return self._gains
+
+    def stage_reports(self) -> dict | None:
+        """Per stem, what each reporting stage changed (``[{stage, ...}]``), once flushed."""
+        return self._stage_reports
 
     def close(self) -> None:
         """Release the lanes (actors go back to their pool)."""

@@ -15,13 +15,23 @@ from .stage import Chain, Delay, LatencyAligned, Stage
 
 
 def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
-    """Enhancement then restoration for one stem (unaligned; reports its latency)."""
+    """Enhancement, the tonal-balance correction (the same on every stem, so one
+    filter on the mix) then restoration for one stem (unaligned; reports its latency)."""
     from .enhance.chains import build_stem_chain as build_enhance
     from .restore.chains import build_restore_chain
+
+    from .restore.tonal import TonalModel, plan_corrector
 
     stages: list[Stage] = []
     if cfg.enhance.enabled:
         stages.append(build_enhance(stem, cfg.enhance.stem(stem)))
+    r = cfg.restore
+    if r.tonal > 0.0:
+        model = TonalModel.load(r.tonal_model) if r.tonal_model else None
+        corrector = plan_corrector(cfg.tonal_profile, cfg.band_limits_hz[1], r.tonal, r.tonal_max_db,
+                                   r.tonal_min_snr_db, model)
+        if corrector is not None:
+            stages.append(corrector)
     stages.extend(build_restore_chain(stem, cfg.restore, cfg.band_limits_hz).stages)
     return Chain(stages, name=f"{stem}-chain")
 
@@ -29,6 +39,19 @@ def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
 def common_stem_latency(cfg: PipelineConfig, stems=STEM_NAMES) -> int:
     """The largest chain latency over the stems: every stem is delayed to it."""
     return max(build_stem_chain(s, cfg).latency for s in stems)
+
+
+def stage_reports(stage) -> list[dict]:
+    """``report()`` of every stage inside ``stage`` (chains and wrappers walked, in order)."""
+    out: list[dict] = []
+    inner = getattr(stage, "stage", None)
+    if isinstance(inner, Stage):
+        out.extend(stage_reports(inner))
+    for sub in getattr(stage, "stages", ()) or ():
+        out.extend(stage_reports(sub))
+    if callable(getattr(stage, "report", None)) and not isinstance(stage, (Chain, LatencyAligned)):
+        out.append(stage.report())
+    return out
 
 
 class StemProcessor(Stage):
@@ -55,6 +78,11 @@ class StemProcessor(Stage):
 
     def output_length(self, n: int) -> int:
         return self.stage.output_length(n)
+
+    def stage_reports(self) -> list[dict]:
+        """What the stages of this stem's chain that measure themselves changed
+        (``report()`` of each, in chain order; see :func:`stage_reports`)."""
+        return stage_reports(self.stage)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         return self.stage.process(block)

@@ -25,6 +25,7 @@ from engine.errors import ResonateError
 from engine.blocks import StemFifo
 from engine.graph import GraphPipeline, LocalPipeline
 from engine.master.preview import PreviewPrior
+from engine.restore.tonal import TonalProfile
 from engine.config import PipelineConfig
 from engine.polish.factory import provenance
 
@@ -188,7 +189,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         analyzer_in.update(b)
     analysis = _input_analysis(analyzer_in, band, total)
     emit(InfoEvent(_describe_analysis(analysis), analysis))
-    cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head)), None
+    cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head), TonalProfile.measure(head)), None
     if settings.adaptive:
         cfg, strategy = adapt(cfg, analysis["metrics"])
     for note in (strategy or {}).get("notes", []):
@@ -394,12 +395,19 @@ def _report(info, settings, description, notes, analyzer_in, analyzer_out, maste
         "metrics_after": analyzer_out.result().to_dict(),
         "master": master_report,
         "mix_gains_db": pipeline.stem_gains_db(),
+        "stages": _stage_reports(pipeline),
         "timing": {"wall_s": wall_s, "realtime_factor": total_s / wall_s if wall_s else None,
                    "time_to_first_audio_s": first_audio_s},
         "settings": settings.to_dict(),
         "polish": pipeline.polish_description,
         "provenance": provenance(pipeline.polish_description),
     }
+
+
+def _stage_reports(pipeline) -> dict | None:
+    """Per stem, what each self-measuring stage changed and whether it backed off."""
+    get = getattr(pipeline, "stage_reports", None)
+    return get() if callable(get) else None
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

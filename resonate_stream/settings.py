@@ -157,12 +157,12 @@ class Settings:
 
     # -- what the stages read ------------------------------------------------
     def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0),
-                        preview_prior=None) -> PipelineConfig:
+                        preview_prior=None, tonal_profile=None) -> PipelineConfig:
         """The typed sections the in-order stages read, with what was measured on the input's
         first seconds (band limits, ``engine.master.preview.PreviewPrior``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
                               polish=self.polish, band_limits_hz=tuple(band_limits_hz),
-                              preview_prior=preview_prior)
+                              preview_prior=preview_prior, tonal_profile=tonal_profile)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:

@@ -31,16 +31,25 @@ def test_default_is_off_and_presets_are_ordered():
 
 
 def test_stem_specific_defaults():
+    # The balanced preset was re-tuned on benchmarks/restoration_eval.py (issue 12): compression, gate,
+    # transient shaping, fixed EQ curves, de-essing, width and stem auto-levelling moved the result away
+    # from the original recording, so the preset keeps only the high-pass and the LSA noise suppressor
+    # (on every stem); the character stages stay available (the chain below shows they still build).
     cfg = preset("balanced")
-    assert cfg.vocals.highpass_hz == 80.0 and cfg.vocals.de_ess > 0 and cfg.vocals.noise_reduction > 0
-    assert cfg.drums.gate > 0 and cfg.drums.transient_attack_db > 0
-    assert cfg.bass.highpass_hz == 30.0 and cfg.bass.harmonics > 0
-    assert cfg.other.width > 1.0 and cfg.other.noise_reduction > 0
+    assert cfg.vocals.highpass_hz == 80.0 and cfg.vocals.noise_reduction > 0
+    assert cfg.bass.highpass_hz == 30.0
+    assert cfg.other.noise_reduction > 0 and cfg.vocals.noise_reduction_method == "lsa"
     names = {s: [st.name for st in build_stem_chain(s, cfg.stem(s)).stages] for s in STEM_NAMES}
-    assert names["vocals"] == ["highpass", "noise_reduction", "deesser", "eq", "compressor"]
-    assert names["drums"] == ["highpass", "gate", "transient", "eq", "compressor"]
-    assert names["bass"] == ["highpass", "eq", "compressor", "exciter"]
-    assert names["other"] == ["highpass", "noise_reduction", "eq", "compressor", "width"]
+    for s in STEM_NAMES:
+        assert names[s] == ["highpass", "noise_reduction"], (s, names[s])
+    character = StemEnhanceConfig.from_dict({"highpass_hz": 80.0, "noise_reduction": 0.5, "de_ess": 0.5,
+                                             "eq_intensity": 0.7, "compression": 0.67})
+    assert [st.name for st in build_stem_chain("vocals", character).stages] == [
+        "highpass", "noise_reduction", "deesser", "eq", "compressor"]
+    drums = StemEnhanceConfig.from_dict({"highpass_hz": 30.0, "gate": 0.5, "transient_attack_db": 3.0,
+                                         "eq_intensity": 0.7, "compression": 0.4, "width": 1.15})
+    assert [st.name for st in build_stem_chain("drums", drums).stages] == [
+        "highpass", "gate", "transient", "eq", "compressor", "width"]
 
 
 @pytest.mark.parametrize("name", PRESET_NAMES)

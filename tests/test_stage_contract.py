@@ -30,7 +30,7 @@ import pytest
 import engine
 from engine.audio import STEM_NAMES, db_to_gain
 from engine.dsp.stft import StreamingSTFTStage
-from engine.enhance import (BassExciter, Compressor, DeEsser, EQBand, HighPass, NoiseGate,
+from engine.enhance import (BassExciter, Compressor, DeEsser, EQBand, HighPass, LSANoiseSuppressor, NoiseGate,
                             ParametricEQ, SpectralNoiseReducer, StereoWidth, TransientShaper, build_stem_chain)
 from resonate_stream.presets import preset_names
 from resonate_stream.settings import Settings
@@ -41,6 +41,7 @@ from engine.mix import MixConfig, StemMixer
 from engine.restore import HighBandExtender, OnlineWPE, SpectralReverbSuppressor, SubBassSynth
 from engine.restore.chains import build_restore_chain
 from engine.restore.declip import DeclipConfig, Declipper
+from engine.restore.tonal import BAND_CENTRES_HZ, TonalCorrector
 from engine.restore.config import RestoreConfig
 from engine.stage import Chain, Delay, Gain, LatencyAligned, Stage
 from stage_signals import band_noise, mixed_test_signal, reverberant, white_noise
@@ -121,11 +122,14 @@ def _chain_cases() -> dict[str, Case]:
     return cases
 
 
-def _stem_processor(stem: str):
-    """One stem lane of the job graph (enhance + restore, aligned), balanced preset, phone band."""
+def _stem_processor(stem: str, tonal: bool = False):
+    """One stem lane of the job graph (enhance + restore, aligned), balanced preset, phone band;
+    with ``tonal`` the tonal-balance correction planned from a measured head."""
     from engine.pipeline import StemProcessor, common_stem_latency
+    from engine.restore.tonal import TonalProfile
 
-    cfg = Settings.from_preset("balanced").pipeline_config((100.0, 8000.0))
+    profile = TonalProfile.from_signal(make_signal("phone_band")) if tonal else None
+    cfg = Settings.from_preset("balanced").pipeline_config((100.0, 8000.0), tonal_profile=profile)
     return StemProcessor(stem, cfg, common_stem_latency(cfg))
 
 
@@ -150,6 +154,11 @@ CASES: dict[str, Case] = {
     "noise_reduction": Case(lambda: SpectralNoiseReducer(strength=1.0), changes=True),
     "noise_reduction_small": Case(lambda: SpectralNoiseReducer(strength=0.7, frame_length=1024, hop=256),
                                   changes=True),
+    "lsa": Case(lambda: LSANoiseSuppressor(strength=1.0), changes=True),
+    "lsa_small": Case(lambda: LSANoiseSuppressor(strength=0.6, max_reduction_db=18.0, frame_length=1024, hop=256),
+                      signal="silence_then_noise", changes=True),
+    "tonal": Case(lambda: TonalCorrector(np.linspace(-6.0, 6.0, len(BAND_CENTRES_HZ))), changes=True),
+    "tonal_identity": Case(lambda: TonalCorrector(None)),
     "width": Case(lambda: StereoWidth(1.5), exact=True, changes=True),
     "exciter": Case(lambda: BassExciter(amount=1.0), exact=True, changes=True),
     **_chain_cases(),
@@ -175,6 +184,7 @@ CASES: dict[str, Case] = {
     "latency_aligned_gate": Case(lambda: LatencyAligned(NoiseGate(threshold_db=-12.0, lookahead_ms=2.0)),
                                  exact=True),
     "stem_processor": Case(lambda: _stem_processor("vocals"), changes=True),
+    "stem_processor_tonal": Case(lambda: _stem_processor("other", tonal=True), seeds=(0,), changes=True),
     "latency_aligned_spectral": Case(lambda: LatencyAligned(SpectralNoiseReducer(frame_length=1024, hop=256))),
 }
 

@@ -8,6 +8,7 @@ samples)`` in and out, explicit state, ``reset()``, reported ``latency``):
 * :class:`NoiseGate` (:mod:`.gate`) - gate / downward expander with look-ahead.
 * :class:`TransientShaper` (:mod:`.transient`) - attack / sustain in dB.
 * :class:`DeEsser` (:mod:`.deesser`) - split-band sibilance reduction.
+* :class:`LSANoiseSuppressor` (:mod:`.lsa`) - Ephraim-Malah LSA, MCRA noise, gain floor.
 * :class:`SpectralNoiseReducer` (:mod:`.noise_reduction`) - streaming STFT gate.
 * :class:`StereoWidth` (:mod:`.width`) - mid/side width.
 * :class:`BassExciter` (:mod:`.exciter`) - 2nd/3rd harmonics of the low band.
@@ -23,12 +24,13 @@ from .deesser import DeEsser
 from .eq import EQBand, HighPass, ParametricEQ
 from .exciter import BassExciter
 from .gate import NoiseGate
+from .lsa import LSANoiseSuppressor
 from .noise_reduction import SpectralNoiseReducer
 from .transient import TransientShaper
 from .width import StereoWidth
 
 __all__ = [
-    "BassExciter", "Compressor", "DeEsser", "EQBand", "EnhanceConfig", "HighPass", "NoiseGate",
+    "BassExciter", "Compressor", "DeEsser", "EQBand", "EnhanceConfig", "HighPass", "LSANoiseSuppressor", "NoiseGate",
     "ParametricEQ", "STEM_DESIGNS", "SpectralNoiseReducer", "StemEnhanceConfig", "StereoWidth", "TransientShaper",
     "build_stem_chain",
 ]

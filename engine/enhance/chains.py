@@ -3,7 +3,7 @@
 Every stem gets the same ordered slots; a slot is present only when its knob
 in :class:`~engine.enhance.config.StemEnhanceConfig` is active::
 
-    high-pass -> gate/expander -> noise reduction -> transient shaper
+    high-pass -> gate/expander -> noise reduction (LSA) -> transient shaper
       -> de-esser -> EQ -> compressor -> bass exciter -> stereo width
 
 What differs between stems is the preset values of those knobs and the fixed
@@ -36,6 +36,7 @@ from .deesser import DeEsser
 from .eq import EQBand, HighPass, ParametricEQ
 from .exciter import BassExciter
 from .gate import NoiseGate
+from .lsa import LSANoiseSuppressor
 from .noise_reduction import SpectralNoiseReducer
 from .transient import TransientShaper
 from .width import StereoWidth
@@ -128,7 +129,10 @@ def build_stem_chain(stem: str, config: StemEnhanceConfig, sample_rate: int = SA
         stages.append(NoiseGate(threshold_db=GATE_ABSOLUTE_THRESHOLD_DB, relative_threshold_db=config.gate_threshold_db,
                                 range_db=config.gate * GATE_MAX_RANGE_DB, ratio=GATE_EXPANDER_RATIO, hysteresis_db=4.0,
                                 hold_ms=40.0, attack_ms=0.25, release_ms=100.0, lookahead_ms=2.0, **kw))
-    if config.noise_reduction > 0.0:
+    if config.noise_reduction > 0.0 and config.noise_reduction_method == "lsa":
+        stages.append(LSANoiseSuppressor(strength=config.noise_reduction,
+                                         max_reduction_db=config.noise_reduction_max_db, **kw))
+    elif config.noise_reduction > 0.0:
         stages.append(SpectralNoiseReducer(strength=config.noise_reduction,
                                            max_reduction_db=config.noise_reduction_max_db, **kw))
     if config.transient_attack_db != 0.0 or config.transient_sustain_db != 0.0:

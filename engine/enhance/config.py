@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from ..audio import STEM_NAMES
-from ..config_fields import Flag, Number, Section, build, check_fields, setting
+from ..config_fields import Choice, Flag, Number, Section, build, check_fields, setting
 from ..errors import SettingsError
+
+
+NOISE_REDUCTION_METHODS = ("lsa", "gate")
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,13 @@ class StemEnhanceConfig:
         (fraction of ``noise_reduction_max_db``; 0 = off).  Adds 2047 samples
         of latency (46 ms) when on.
     noise_reduction_max_db: attenuation of pure-noise bins at strength 1, dB
-        (1..40).
+        (1..40; with ``lsa`` the gain floor, 12..18 keeps the noise's shape
+        without spectral holes).
+    noise_reduction_method: ``lsa`` (Ephraim-Malah log-spectral amplitude with
+        decision-directed a-priori SNR, MCRA noise tracker and a gain floor of
+        ``-noise_reduction * noise_reduction_max_db`` dB, never gating:
+        :class:`engine.enhance.lsa.LSANoiseSuppressor`) or ``gate`` (the older
+        spectral gate, :class:`engine.enhance.noise_reduction.SpectralNoiseReducer`).
     gate: depth of the downward expander (drums), 0..1: below the close
         threshold the gain falls 3 dB per dB (4:1 expander), by at most
         ``gate * 36`` dB (0 = off).  Adds 2 ms (88 samples) of
@@ -61,6 +70,7 @@ class StemEnhanceConfig:
     highpass_hz: float = setting(Number(10.0, 500.0, off=0.0), 0.0)
     noise_reduction: float = setting(Number(0.0, 1.0), 0.0)
     noise_reduction_max_db: float = setting(Number(1.0, 40.0), 12.0)
+    noise_reduction_method: str = setting(Choice(NOISE_REDUCTION_METHODS), "lsa")
     gate: float = setting(Number(0.0, 1.0), 0.0)
     gate_threshold_db: float = setting(Number(-80.0, 0.0), -35.0)
     transient_attack_db: float = setting(Number(-12.0, 12.0), 0.0)

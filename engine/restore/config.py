@@ -18,13 +18,22 @@ dereverb_wet: dry/wet of the de-reverberation, 0..1.
 rt60_s: reverberation time for the spectral suppressor (s); None = estimate
     online from the stream.
 dereverb_floor_db: lowest gain of the spectral suppressor (dB, <= 0).
+tonal: amount of the closed-loop tonal-balance correction, 0..1 (0 = off):
+    per-band gains measured on the recording's head and predicted by the
+    tonal model (:mod:`engine.restore.tonal`), the same zero-phase filter on
+    every stem (adds 2047 samples of latency when on).
+tonal_max_db: cap of every tonal correction gain, +-dB (0..12).
+tonal_min_snr_db: a band whose long-term level is less than this many dB
+    above its noise floor is never boosted (dB, 0..30).
+tonal_model: JSON file of a fitted tonal model (``benchmarks/restoration_eval.py
+    --loo tonal`` writes them); null = the model shipped with the engine.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from ..config_fields import Choice, Number, build, check_fields, setting
+from ..config_fields import Choice, Number, Text, build, check_fields, setting
 
 DEREVERB_METHODS = ("off", "spectral", "wpe")
 
@@ -40,6 +49,10 @@ class RestoreConfig:
     dereverb_wet: float = setting(Number(0.0, 1.0), 0.7)
     rt60_s: float | None = setting(Number(0.05, 20.0, optional=True, none_means="estimate"), None)
     dereverb_floor_db: float = setting(Number(-40.0, 0.0), -12.0)
+    tonal: float = setting(Number(0.0, 1.0), 0.0)
+    tonal_max_db: float = setting(Number(0.0, 12.0), 9.0)
+    tonal_min_snr_db: float = setting(Number(0.0, 30.0), 6.0)
+    tonal_model: str | None = setting(Text(optional=True, none_means="built-in"), None)
 
     def __post_init__(self):
         check_fields(self, "restore")
