@@ -22,6 +22,11 @@ table says so and the targets fall back to the project's meter, labelled.
 overrides, which are applied to the held-out source's cases only, so every
 figure printed is a held-out figure.
 
+``--loo tonal`` fits the tonal-balance model (:class:`engine.restore.tonal.TonalModel`)
+on the other sources' (degraded head, clean) pairs; ``--write-tonal-model JSON`` fits it on
+every selected case (``engine/restore/tonal_model.json`` is that fit on all 20 cases, the
+model a plain run uses, so only ``--loo tonal`` figures are held-out).
+
 ``--declip-only`` skips the pipeline and scores the degraded input processed
 by the de-clipper alone (:class:`engine.restore.declip.Declipper`) against
 the clean excerpt, on the clipped cases unless ``--cases`` says otherwise.
@@ -215,7 +220,8 @@ def run_case(case: Case, opts: dict, workdir: str, fitted: dict | None = None) -
         restored = read_audio(out)
         rep = done.report
         row.update(master=master_meters(out), master_report=rep.get("master"),
-                   band_limits_hz=rep.get("band_limits_hz"), mix_gains_db=rep.get("mix_gains_db"))
+                   band_limits_hz=rep.get("band_limits_hz"), mix_gains_db=rep.get("mix_gains_db"),
+                   stages=rep.get("stages"))
     wall = time.perf_counter() - t0
     row.update(input=score(clean, degraded, SR, max_hz=max_hz), output=score(clean, restored, SR, max_hz=max_hz),
                wall_s=wall, realtime_factor=clean.shape[1] / SR / wall)
