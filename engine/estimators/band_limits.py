@@ -269,3 +269,90 @@ def detect_band_limits(x: np.ndarray, sample_rate: int = SAMPLE_RATE, drop_db: f
     for i in range(0, len(mono), step):
         det.update(mono[i:i + step])
     return det.limits()
+
+
+#: the drop (dB) across a band edge that gives confidence 0 and 1
+EDGE_DROP_DB = (10.0, 25.0)
+
+
+def high_edge_from_psd(freqs: np.ndarray, psd: np.ndarray, search_hz: tuple[float, float] = (1500.0, 18000.0),
+                       knee_db: float = 5.0, full_band_hz: float = KNEE_BELOW_HZ,
+                       drop_db: tuple[float, float] = EDGE_DROP_DB) -> tuple[float, float]:
+    """The recording's high band edge and a confidence: ``(edge_hz, confidence)``.
+
+    Robust to what a phone recording puts above its band (AGC and clipping
+    by-products, crowd noise through the same microphone, AAC holes averaged
+    out in the long-term spectrum): instead of a level threshold it looks for
+    a strong *step* of the median-smoothed spectrum (1/12 octave, dB),
+    ``step(f) = mean level over [f / 2^(1/3), f] - mean level over
+    [f * 2^(1/6), f * 2^(1/2)]``, over ``search_hz``.  A low-pass edge (a
+    phone's 36 dB/octave, a codec's brick wall) steps 25-60 dB down to the floor
+    of by-products; a natural roll-off of music seldom steps more than ~12 dB
+    over that span.  The lowest frequency whose step is at least 0.6 of the
+    largest (or 18 dB: a 36 dB/octave slope steps 21 dB) is the roll-off; the edge is then its knee: the in-band level is fitted
+    with a line (dB against octaves) over ``[f / 2^1.2, f / 2^0.25]`` and the edge is
+    the first frequency above that range whose level is ``knee_db`` under the
+    line (a 6th-order Butterworth low-pass at ``fc`` gives about ``1.05 fc``).
+
+    ``confidence`` rises linearly from 0 at a step of ``drop_db[0]`` to 1 at
+    ``drop_db[1]`` dB; it is 0 when the edge is at or above ``full_band_hz``
+    (nothing to extend) or the spectrum is silent (then the edge is Nyquist).
+    """
+    freqs = np.asarray(freqs, dtype=np.float64)
+    psd = np.asarray(psd, dtype=np.float64)
+    nyq = float(freqs[-1])
+    if psd.size < 16 or not np.any(psd > 0):
+        return nyq, 0.0
+    level = 10.0 * np.log10(median_smooth_fractional_octave(freqs, psd) + 1e-30)
+    sel = freqs > 0
+    lf, lv = np.log2(freqs[sel]), level[sel]
+    top = min(search_hz[1], nyq / 2.0 ** 0.5)
+    if top <= search_hz[0]:
+        return nyq, 0.0
+    grid = np.arange(np.log2(search_hz[0]), np.log2(top), 1.0 / 48.0)  # log2 Hz
+    fine = np.arange(grid[0] - 1.5, grid[-1] + 0.55, 1.0 / 96.0)
+    lvf = np.interp(fine, lf, lv)
+    cs = np.concatenate([[0.0], np.cumsum(lvf)])
+
+    def mean_over(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ia = np.clip(np.searchsorted(fine, a), 0, len(fine) - 1)
+        ib = np.clip(np.searchsorted(fine, b), 1, len(fine))
+        return (cs[ib] - cs[ia]) / np.maximum(ib - ia, 1)
+
+    step = mean_over(grid - 1.0 / 3.0, grid) - mean_over(grid + 1.0 / 6.0, grid + 0.5)
+    best = float(np.max(step))
+    # the lowest point whose step is a good share of the largest one: where the roll-off
+    # reaches its steepness (above it a filter without a floor keeps "stepping")
+    i = int(np.argmax(step >= min(0.6 * best, 18.0)))
+    g = grid[i]
+    # the knee: first point above the in-band fit range that is knee_db under the fitted line
+    fit = (fine >= g - 1.2) & (fine <= g - 0.25)
+    coef = np.polyfit(fine[fit], lvf[fit], 1)
+    coef[0] = min(coef[0], 0.0)  # the in-band trend never rises into the edge
+    above = np.nonzero((fine > g - 0.25) & (lvf < np.polyval(coef, fine) - knee_db))[0]
+    edge = float(2.0 ** fine[above[0]]) if above.size else float(2.0 ** g)
+    conf = float(np.clip((best - drop_db[0]) / (drop_db[1] - drop_db[0]), 0.0, 1.0))
+    if edge >= full_band_hz:
+        conf = 0.0
+    return edge, conf
+
+
+def _edge_method(self) -> tuple[float, float]:
+    """``(edge_hz, confidence)`` of the high band edge seen so far (see
+    :func:`high_edge_from_psd`); ``(nyquist, 0)`` before any frame."""
+    if self._frames == 0:
+        return self.sample_rate / 2.0, 0.0
+    return high_edge_from_psd(self.freqs, self.average_psd())
+
+
+BandLimitDetector.high_edge = _edge_method
+
+
+def detect_high_edge(x: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int = 8192) -> tuple[float, float]:
+    """Offline ``(edge_hz, confidence)`` of ``x`` ``(channels, samples)`` or ``(samples,)``."""
+    x = np.asarray(x)
+    det = BandLimitDetector(sample_rate, 1, n_fft)
+    mono = x if x.ndim == 1 else x.mean(axis=0)
+    for i in range(0, len(mono), int(sample_rate)):
+        det.update(mono[i:i + int(sample_rate)])
+    return det.high_edge()

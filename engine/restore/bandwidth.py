@@ -24,43 +24,55 @@ from ..stage import Stage
 # --------------------------------------------------------------------------
 
 class HighBandExtender(StreamingSTFTStage):
-    """Regenerate the band above ``cutoff_hz`` from the octave below it.
+    """Regenerate the band above ``cutoff_hz`` from the octave below it, conservatively.
 
-    Two generators, mixed with ``harmonic_ratio`` (energy share of the exciter):
+    Per STFT frame (``frame_length`` 2048 / hop 512 at 44.1 kHz), vectorised over frames:
 
-    * **spectral band replication** (STFT, ``frame_length`` 2048 / hop 512 at
-      44.1 kHz): the spectral fine structure of ``[cutoff - shift, cutoff)``
-      is copied to ``[cutoff, cutoff + shift)``, then again from there, up to
-      ``max_hz``.  ``shift`` is about half the cutoff, rounded to a multiple of
-      ``frame_length / hop`` bins so translated partials stay phase-coherent from
-      frame to frame.  Copies are re-levelled so the envelope continues the
-      slope (dB/octave) measured over the two octaves below the cutoff
-      (time-smoothed, clamped to [-24, 0] dB/oct), minus an extra
-      ``rolloff_db_per_oct`` natural roll-off, and fades to zero at ``max_hz``.
-    * **harmonic exciter**: the top octave below the cutoff
-      (4th-order band-pass) is full-wave rectified, which puts its 2nd
-      harmonics in ``[cutoff, 2 * cutoff)``; its spectrum above the cutoff is
-      re-levelled per 1/3-octave band to the same envelope.
+    * **envelope**: the mean power per bin of six 1/3-octave bands over the two
+      octaves below the cutoff (time-smoothed over ``smoothing_s``) is fitted
+      with a line in dB against octaves; the target level above the cutoff
+      continues that line from its value at the cutoff with the measured slope
+      (clamped to ``[-max_fall_db_per_oct, 0]``: never rising, never steeper
+      than the steepest natural roll-off) minus ``rolloff_db_per_oct``, and fades
+      to zero towards ``max_hz``.
+    * **fine structure**: spectral band replication: the spectrum of
+      ``[cutoff - shift, cutoff)`` is copied to ``[cutoff, cutoff + shift)``, then
+      again from there (``shift`` about half the cutoff, a multiple of
+      ``frame_length / hop`` bins so partials stay phase-coherent).  Before the
+      copy its tonal peaks are whitened (magnitude relative to a 1/6-octave
+      running envelope raised to ``whiten``, 0.5: a peak 20 dB above the
+      envelope becomes 10 dB) and its codec holes (bins more than 20 dB under
+      that envelope) are filled with noise at the envelope (deterministic
+      phases from the frame position), so holes are not replicated and tones
+      are not multiplied.  Optionally (``harmonic_ratio`` > 0) a harmonic
+      exciter (rectified top octave) is mixed in.
+    * **levelling**: the generated band is scaled per 1/3 octave to the target
+      envelope of the frame; with ``fill_only`` only the deficit is added
+      (existing + generated power reaches the target, never more, on
+      time-smoothed powers), so an already present high band is left alone.
 
-    The generated band fades in over 1/6 octave above the cutoff and is
-    *added* (times ``amount``) to the untouched, delayed input, so
-    ``amount = 0`` is bit-exactly transparent and nothing below the cutoff
-    changes.  Latency ``frame_length - 1`` samples.
+    The generated band fades in over 1/6 octave above the cutoff and is *added*
+    (times ``amount * confidence``) to the untouched, delayed input: amount 0 or
+    confidence 0 is bit-exactly transparent and nothing below the cutoff
+    changes.  Latency ``frame_length - 1`` samples.  :meth:`report` says what
+    it did.
 
     Parameters
     ----------
     cutoff_hz: detected high cutoff (Hz), e.g. from
         :class:`~engine.estimators.band_limits.BandLimitDetector`.
     amount: 0..2, linear gain of the generated band (1 = envelope continuation).
+    confidence: 0..1, the detector's confidence in the edge; scales the amount.
     """
 
     name = "high_band_extender"
     add_to_dry = True
 
     def __init__(self, cutoff_hz: float = 8000.0, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,
-                 channels: int = CHANNELS, harmonic_ratio: float = 0.3, rolloff_db_per_oct: float = 6.0,
+                 channels: int = CHANNELS, harmonic_ratio: float = 0.0, rolloff_db_per_oct: float = 6.0,
                  max_hz: float = 20000.0, frame_length: int = 2048, hop: int = 512,
-                 smoothing_s: float = 0.2, fill_only: bool = True):
+                 smoothing_s: float = 0.2, fill_only: bool = True, confidence: float = 1.0,
+                 max_fall_db_per_oct: float = 30.0, whiten: float = 0.5):
         nyq = sample_rate / 2.0
         if not (500.0 <= cutoff_hz < 0.9 * nyq):
             raise SettingsError(f"cutoff_hz must be in [500, {0.9 * nyq:.0f}) Hz, got {cutoff_hz}")
@@ -68,36 +80,51 @@ class HighBandExtender(StreamingSTFTStage):
             raise SettingsError(f"amount must be in [0, 2], got {amount}")
         if not (0.0 <= harmonic_ratio <= 1.0):
             raise SettingsError(f"harmonic_ratio must be in [0, 1], got {harmonic_ratio}")
-        super().__init__(frame_length, hop, channels, sample_rate, analysis_channels=2 * channels)
+        if not (0.0 <= confidence <= 1.0):
+            raise SettingsError(f"confidence must be in [0, 1], got {confidence}")
+        if not (0.0 <= whiten <= 1.0):
+            raise SettingsError(f"whiten must be in [0, 1], got {whiten}")
+        self.harmonic_ratio = float(harmonic_ratio)
+        analysis = 2 * channels if self.harmonic_ratio > 0.0 else channels
+        super().__init__(frame_length, hop, channels, sample_rate, analysis_channels=analysis)
         self.cutoff_hz = float(cutoff_hz)
         self.amount = float(amount)
-        self.harmonic_ratio = float(harmonic_ratio)
+        self.confidence = float(confidence)
         self.rolloff_db_per_oct = float(rolloff_db_per_oct)
+        self.max_fall_db_per_oct = float(max_fall_db_per_oct)
+        self.whiten = float(whiten)
         self.max_hz = float(min(max_hz, nyq))
         self.fill_only = bool(fill_only)
         df = self.bin_hz
         self._freqs = np.arange(self.bins) * df
-        self._kc = int(np.ceil(self.cutoff_hz / df))
+        self._kc = kc = int(np.ceil(self.cutoff_hz / df))
         ratio = self.frame_length // self.hop
         shift = max(ratio, int(round(self.cutoff_hz / 2.0 / df / ratio)) * ratio)
-        if shift >= self._kc:
-            shift = max(ratio, (self._kc - 1) // ratio * ratio)
+        if shift >= kc:
+            shift = max(ratio, (kc - 1) // ratio * ratio)
         self._shift = shift
-        self._kmax = min(self.bins, int(np.floor(self.max_hz / df)) + 1)
-        # slope-fit bands: 1/3 octave bands over the two octaves below the cutoff
+        self._kmax = kmax = max(min(self.bins, int(np.floor(self.max_hz / df)) + 1), kc + 1)
+        # slope-fit bands: 1/3 octave over the two octaves below the cutoff (contiguous bins)
         edges = self.cutoff_hz * 2.0 ** (np.arange(-6, 1) / 3.0)
-        self._fit_bands = [(int(np.ceil(a / df)), int(np.ceil(b / df))) for a, b in zip(edges[:-1], edges[1:])]
-        self._fit_x = np.log2(np.sqrt(edges[:-1] * edges[1:]) / self.cutoff_hz)
-        # exciter levelling bands: 1/3 octave above the cutoff
-        up = []
+        kb = np.unique(np.clip(np.ceil(edges / df).astype(int), 1, kc))
+        self._fit_starts = kb[:-1]
+        self._fit_sizes = np.diff(kb)
+        centres = np.sqrt(np.maximum(kb[:-1], 0.5) * kb[1:]) * df
+        self._fit_x = np.log2(centres / self.cutoff_hz)
+        # levelling bands: 1/3 octave from the cutoff to max_hz (contiguous bins kc..kmax)
+        starts = [kc]
         f = self.cutoff_hz
-        while f < self.max_hz:
-            g = min(f * 2.0 ** (1.0 / 3.0), self.max_hz)
-            a, b = int(np.ceil(f / df)), min(int(np.ceil(g / df)), self._kmax)
-            if b > a:
-                up.append((a, b))
-            f = g
-        self._exc_bands = up
+        while True:
+            f *= 2.0 ** (1.0 / 3.0)
+            k = int(np.ceil(f / df))
+            if k >= kmax:
+                break
+            if k > starts[-1]:
+                starts.append(k)
+        self._lev_starts = np.asarray(starts)
+        self._lev_sizes = np.diff(np.append(self._lev_starts, kmax))
+        lev_centres = np.sqrt(self._lev_starts * (self._lev_starts + self._lev_sizes)) * df
+        self._lev_x = np.log2(lev_centres / self.cutoff_hz)  # octaves above the cutoff
         # fade-in above the cutoff (1/6 octave, raised cosine) and fade-out to max_hz
         fr = self._freqs
         x_in = np.clip(np.log2(np.maximum(fr, 1e-9) / self.cutoff_hz) * 6.0, 0.0, 1.0)
@@ -106,113 +133,172 @@ class HighBandExtender(StreamingSTFTStage):
         x_out = np.clip((fr - top0) / max(self.max_hz - top0, 1.0), 0.0, 1.0)
         fade_out = 0.5 + 0.5 * np.cos(np.pi * x_out)
         w = fade_in * fade_out
-        w[self._kmax:] = 0.0
-        w[:self._kc] = 0.0
-        self._blend = w
+        w[kmax:] = 0.0
+        w[:kc] = 0.0
+        self._blend = w[kc:kmax]
+        # running 1/6-octave envelope of the replication source (a moving mean of power)
+        src_lo = max(kc - shift, 1)
+        self._src = (src_lo, kc)
+        half = np.maximum(1, np.round(np.arange(src_lo, kc) * (2.0 ** (1.0 / 12.0) - 1.0))).astype(int)
+        idx = np.arange(src_lo, kc)
+        self._env_lo = np.clip(idx - half, src_lo, kc) - src_lo
+        self._env_hi = np.clip(idx + half + 1, src_lo, kc) - src_lo
+        self._env_inv = 1.0 / (self._env_hi - self._env_lo)
+        rng = np.random.default_rng(12345)
+        self._phasors = np.exp(2j * np.pi * rng.random((97, channels, kc - src_lo)))  # noise phases per frame
+        self._rep_idx = self._replicate_index()
         self._alpha = float(np.exp(-self.hop / (self.sample_rate * smoothing_s)))
-        # exciter filters: band-pass [cutoff/2, cutoff], then DC-blocking high-pass
-        self._sos_bp = signal.butter(4, [self.cutoff_hz / 2.0, self.cutoff_hz], btype="bandpass",
-                                     fs=self.sample_rate, output="sos")
-        self._sos_hp = signal.butter(2, self.cutoff_hz / 2.0, btype="highpass", fs=self.sample_rate,
-                                     output="sos")
+        if self.harmonic_ratio > 0.0:
+            # exciter filters: band-pass [cutoff/2, cutoff], then DC-blocking high-pass
+            self._sos_bp = signal.butter(4, [self.cutoff_hz / 2.0, self.cutoff_hz], btype="bandpass",
+                                         fs=self.sample_rate, output="sos")
+            self._sos_hp = signal.butter(2, self.cutoff_hz / 2.0, btype="highpass", fs=self.sample_rate,
+                                         output="sos")
         self.reset_spectral_state()
+
+    @property
+    def effective_amount(self) -> float:
+        """``amount * confidence``: the gain actually applied to the generated band."""
+        return self.amount * self.confidence
 
     def reset_spectral_state(self) -> None:
         c = self.channels
-        self._zi_bp = np.zeros((self._sos_bp.shape[0], c, 2))
-        self._zi_hp = np.zeros((self._sos_hp.shape[0], c, 2))
-        self._band_pow = None  # time-smoothed slope-fit band powers
-        self._fill_pow = None  # time-smoothed (existing, generated) powers of the bands above the cutoff
+        if self.harmonic_ratio > 0.0:
+            self._zi_bp = np.zeros((self._sos_bp.shape[0], c, 2))
+            self._zi_hp = np.zeros((self._sos_hp.shape[0], c, 2))
+        self._zi_fit = None  # time-smoothing states (lfilter over frames)
+        self._zi_exist = None
+        self._existing_sum = 0.0  # powers above the cutoff, for the report
+        self._added_sum = 0.0
+        self._frames_seen = 0
+        self._slope_sum = 0.0
 
-    # the STFT sees [input channels, exciter channels]
+    def report(self) -> dict:
+        """What the extender did: ``cutoff_hz``, ``confidence``, ``amount`` (requested),
+        ``effective_amount``, ``added_db`` (energy above the cutoff, output vs input, dB),
+        ``mean_slope_db_per_oct`` (of the envelope), ``backed_off`` (the amount was
+        reduced for lack of confidence)."""
+        ex, ad = self._existing_sum, self._added_sum
+        added_db = 10.0 * np.log10((ex + ad + 1e-30) / (ex + 1e-30)) if ad > 0 else 0.0
+        return {"cutoff_hz": self.cutoff_hz, "confidence": self.confidence, "amount": self.amount,
+                "effective_amount": self.effective_amount, "added_db": float(added_db),
+                "mean_slope_db_per_oct": (self._slope_sum / self._frames_seen) if self._frames_seen else None,
+                "backed_off": bool(self.amount > 0.0 and self.confidence < 1.0)}
+
+    # the STFT sees [input channels, exciter channels] when the exciter is on
     def analysis_input(self, x: np.ndarray) -> np.ndarray:
+        if self.harmonic_ratio <= 0.0:
+            return x
         xd = x.astype(np.float64)
         bp, self._zi_bp = signal.sosfilt(self._sos_bp, xd, axis=1, zi=self._zi_bp)
         exc, self._zi_hp = signal.sosfilt(self._sos_hp, np.abs(bp), axis=1, zi=self._zi_hp)
         return np.concatenate([xd, exc], axis=0)
 
     def _process(self, block: np.ndarray) -> np.ndarray:
-        if self.amount == 0.0:
+        if self.effective_amount == 0.0:
             # a pure delay of `latency` samples: nothing is generated
             return self._delayed_dry(np.asarray(block, dtype=np.float32))
         return super()._process(block)
 
-    def _envelope_db(self, f: np.ndarray, slope: float) -> np.ndarray:
-        """Target envelope (dB re the cutoff) for frequencies ``f`` Hz."""
-        o = np.log2(np.maximum(f, 1.0) / self.cutoff_hz)
-        return slope * np.minimum(o, 0.0) + (slope - self.rolloff_db_per_oct) * np.maximum(o, 0.0)
+    def _smooth(self, x: np.ndarray, state_name: str) -> np.ndarray:
+        """One-pole smoothing of ``x`` ``(frames, ...)`` along frames, state carried
+        (the first frame ever initialises the state to itself)."""
+        zi = getattr(self, state_name)
+        if zi is None:
+            zi = self._alpha * x[0]
+        a = self._alpha
+        y, zf = signal.lfilter([1.0 - a], [1.0, -a], x, axis=0, zi=zi[None])
+        setattr(self, state_name, zf[0])
+        return y
+
+    def _envelope(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame: target mean power per bin of each levelling band ``(F, nb)``
+        and the slope ``(F,)`` (dB/oct), from ``p`` ``(F, bins)`` (power summed over channels)."""
+        bp = np.add.reduceat(p[:, :self._kc], self._fit_starts, axis=1)[:, :len(self._fit_sizes)] / self._fit_sizes
+        bp = self._smooth(bp, "_zi_fit")
+        lv = 10.0 * np.log10(bp + 1e-30)
+        ok = bp > 1e-18
+        w = ok.astype(np.float64)
+        n = w.sum(axis=1)
+        xs = self._fit_x[None, :]
+        mx = (w * xs).sum(axis=1) / np.maximum(n, 1)
+        my = (w * lv).sum(axis=1) / np.maximum(n, 1)
+        sxx = (w * (xs - mx[:, None]) ** 2).sum(axis=1)
+        sxy = (w * (xs - mx[:, None]) * (lv - my[:, None])).sum(axis=1)
+        slope = np.where((n >= 2) & (sxx > 0), sxy / np.maximum(sxx, 1e-12), -12.0)
+        slope = np.clip(slope, -self.max_fall_db_per_oct, 0.0)
+        at_cut = my - slope * mx  # the fitted line's level at the cutoff (dB)
+        at_cut = np.where(n >= 1, at_cut, -300.0)
+        target_db = at_cut[:, None] + (slope[:, None] - self.rolloff_db_per_oct) * np.maximum(self._lev_x, 0.0)[None]
+        return 10.0 ** (target_db / 10.0), slope
+
+    def _fine_structure(self, S: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
+        """The replication source ``S`` ``(F, C, nsrc)`` with tonal peaks whitened and
+        holes filled with noise at its 1/6-octave running envelope."""
+        pw = S.real ** 2 + S.imag ** 2
+        cs = np.concatenate([np.zeros(pw.shape[:-1] + (1,)), np.cumsum(pw, axis=-1)], axis=-1)
+        env = (cs[..., self._env_hi] - cs[..., self._env_lo]) * self._env_inv
+        env = np.maximum(env, 1e-30)
+        rel = pw / env
+        hole = rel < 0.01
+        # |S| -> sqrt(env) * rel ** (whiten / 2): a real factor on S
+        factor = np.sqrt(env / np.maximum(pw, 1e-300)) * rel ** (0.5 * self.whiten)
+        G = S * np.where(hole, 0.0, factor)
+        if hole.any():
+            # deterministic noise phases from the frame position: chunk-size invariant
+            t = (frame_ends // self.hop) % self._phasors.shape[0]
+            G += np.where(hole, np.sqrt(env), 0.0) * self._phasors[t][:, :S.shape[1]]
+        return G
+
+    def _replicate_index(self) -> np.ndarray:
+        """For each bin in ``[kc, kmax)`` the source bin in ``[kc - shift, kc)`` it is
+        copied from (copies of copies: one shift at a time), relative to the source start."""
+        kc, sh = self._kc, self._shift
+        pos = kc - sh + (np.arange(kc, self._kmax) - kc) % sh
+        return np.maximum(pos, self._src[0]) - self._src[0]
 
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
         c = self.channels
-        X, E = spectra[:, :c], spectra[:, c:]  # input and exciter spectra (frames, channels, bins)
-        out = np.zeros_like(X)
-        if self.amount == 0.0:
+        X = spectra[:, :c]
+        out = np.zeros(X.shape, dtype=np.complex128)
+        amt = self.effective_amount
+        if amt == 0.0:
             return out
-        kc, sh, kmax = self._kc, self._shift, self._kmax
-        p = (X.real ** 2 + X.imag ** 2).sum(axis=1)  # (frames, bins) power summed over channels
-        for t in range(X.shape[0]):
-            bp = np.array([p[t, a:b].mean() if b > a else 0.0 for a, b in self._fit_bands])
-            if self._band_pow is None:
-                self._band_pow = bp
-            else:
-                self._band_pow = self._alpha * self._band_pow + (1.0 - self._alpha) * bp
-            lv = 10.0 * np.log10(self._band_pow + 1e-20)
-            ok = self._band_pow > 1e-18
-            if ok.sum() >= 2:
-                xs = self._fit_x[ok]
-                slope = float(np.polyfit(xs, lv[ok], 1)[0])
-            else:
-                slope = -12.0
-            slope = float(np.clip(slope, -24.0, 0.0))
-            # spectral band replication, one `shift` at a time
-            G = np.zeros((c, kmax), dtype=np.complex128)
-            G[:, :kc] = X[t, :, :kc]
-            env = self._envelope_db(self._freqs[:kmax], slope)
-            k = kc
-            while k < kmax:
-                k2 = min(k + sh, kmax)
-                src = np.arange(k, k2) - sh
-                gain = db_to_gain(env[k:k2] - env[src])
-                G[:, k:k2] = G[:, src] * gain
-                k = k2
-            G[:, :kc] = 0.0
-            H = np.sqrt(1.0 - self.harmonic_ratio) * G
-            if self.harmonic_ratio > 0.0:
-                Et = E[t, :, :kmax]
-                Es = np.zeros_like(G)
-                for a, b in self._exc_bands:
-                    eg = np.sum(np.abs(G[:, a:b]) ** 2)
-                    ee = np.sum(np.abs(Et[:, a:b]) ** 2)
-                    if ee > 1e-30:
-                        Es[:, a:b] = Et[:, a:b] * np.sqrt(eg / ee)
-                H += np.sqrt(self.harmonic_ratio) * Es
-            H = self.amount * self._blend[:kmax] * H
-            if self.fill_only:
-                H = self._fill_deficit(X[t, :, :kmax], H)
-            out[t, :, :kmax] = H
+        kc, kmax = self._kc, self._kmax
+        Xs = X[:, :, :kmax]
+        p = (Xs.real ** 2 + Xs.imag ** 2).sum(axis=1)  # (F, kmax) power summed over channels
+        target, slope = self._envelope(p)  # (F, nb) mean power per bin
+        lo = self._src[0]
+        fine = self._fine_structure(X[:, :, lo:kc], frame_ends)  # (F, C, nsrc)
+        idx = self._rep_idx
+        G = fine[:, :, idx]  # (F, C, kmax - kc)
+        pf = (fine.real ** 2 + fine.imag ** 2).sum(axis=1)[:, idx]  # (F, kmax - kc)
+        starts = self._lev_starts - kc
+        pg = np.add.reduceat(pf, starts, axis=1) / self._lev_sizes
+        gain = np.where(pg > 1e-30, np.sqrt(target / np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
+        if self.harmonic_ratio > 0.0:
+            E = spectra[:, c:, kc:kmax]
+            pe = np.add.reduceat((E.real ** 2 + E.imag ** 2).sum(axis=1), starts, axis=1) / self._lev_sizes
+            ge = np.where(pe > 1e-30, np.sqrt(target / np.maximum(pe, 1e-30)), 0.0) * amt
+            G = (np.sqrt(1.0 - self.harmonic_ratio) * G * np.repeat(gain, self._lev_sizes, axis=1)[:, None, :]
+                 + np.sqrt(self.harmonic_ratio) * E * np.repeat(ge, self._lev_sizes, axis=1)[:, None, :])
+            pf = (G.real ** 2 + G.imag ** 2).sum(axis=1)
+            gain = np.ones_like(gain)
+        bw = self._blend ** 2
+        if self.fill_only:
+            ex = np.add.reduceat(p[:, kc:kmax], starts, axis=1)
+            gen = gain ** 2 * np.add.reduceat(pf * bw, starts, axis=1)
+            sm = self._smooth(np.stack([ex, gen], axis=1), "_zi_exist")
+            se, sg = sm[:, 0], sm[:, 1]
+            fill = np.sqrt(np.clip(1.0 - se / np.maximum(sg, 1e-30), 0.0, 1.0))
+            gain = gain * np.where(sg <= 1e-30, 1.0, fill)
+        g = np.repeat(gain, self._lev_sizes, axis=1) * self._blend  # (F, kmax - kc)
+        np.multiply(G, g[:, None, :], out=out[:, :, kc:kmax])
+        self._existing_sum += float(p[:, kc:kmax].sum())
+        self._added_sum += float((g ** 2 * pf).sum())
+        self._frames_seen += X.shape[0]
+        self._slope_sum += float(slope.sum())
         return out
-
-    def _fill_deficit(self, Xt: np.ndarray, H: np.ndarray) -> np.ndarray:
-        """Scale the generated band ``H`` ``(C, kmax)`` per 1/3 octave above the
-        cutoff so that existing + generated power reaches the generated target,
-        never more: ``gain = sqrt(max(1 - existing / generated, 0))`` on
-        time-smoothed powers (``smoothing_s``)."""
-        nb = len(self._exc_bands)
-        ex = np.empty(nb)
-        ge = np.empty(nb)
-        for i, (a, b) in enumerate(self._exc_bands):
-            ex[i] = np.sum(Xt[:, a:b].real ** 2 + Xt[:, a:b].imag ** 2)
-            ge[i] = np.sum(H[:, a:b].real ** 2 + H[:, a:b].imag ** 2)
-        if self._fill_pow is None:
-            self._fill_pow = np.stack([ex, ge])
-        else:
-            self._fill_pow = self._alpha * self._fill_pow + (1.0 - self._alpha) * np.stack([ex, ge])
-        se, sg = self._fill_pow
-        gain = np.sqrt(np.clip(1.0 - se / np.maximum(sg, 1e-30), 0.0, 1.0))
-        gain[sg <= 1e-30] = 1.0
-        for i, (a, b) in enumerate(self._exc_bands):
-            H[:, a:b] *= gain[i]
-        return H
 
 
 def extender_for(high_hz: float, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,
