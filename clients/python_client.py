@@ -87,7 +87,7 @@ class AudioBlock:
         return self.offset / self.sample_rate
 
 
-Event = Union[AudioBlock, Progress, Info, JobDone, Error]
+Event = Union[AudioBlock, Progress, Info, P.Queued, JobDone, Error]
 
 
 class ResonateClient:
@@ -310,7 +310,7 @@ class ResonateClient:
             await self._stream(msg.job_id).put((msg, time.monotonic()))
         elif isinstance(msg, P.JobDone):
             self._stream(msg.job_id).put_nowait(msg)
-        elif isinstance(msg, (P.Progress, P.Info)):
+        elif isinstance(msg, (P.Progress, P.Info, P.Queued)):  # queued: the job waits its turn (position)
             if msg.job_id is not None:
                 await self._stream(msg.job_id).put(msg)
 

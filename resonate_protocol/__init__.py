@@ -34,7 +34,8 @@ from .limits import (
     is_bare_filename, pcm_sample_format,
 )
 from .server_messages import (
-    SERVER_MESSAGES, Audio, Error, FileChunk, Info, JobAccepted, JobDone, Pong, Progress, ServerMessage, Welcome,
+    SERVER_MESSAGES, Audio, Error, FileChunk, Info, JobAccepted, JobDone, Pong, Progress, Queued, ServerMessage,
+    Welcome,
 )
 from .client_session import BadFrame, SequenceBroken
 from .server_session import (
@@ -49,6 +50,6 @@ __all__ = ["Ack", "Audio", "AUDIO_FORMAT", "audio_frame_overhead", "audio_to_byt
            "JobAccepted", "JobDone", "JobOptions", "Limits", "make_audio", "MAX_CHANNELS", "MAX_INT",
            "MAX_SAMPLE_RATE", "Message", "MiB", "MIN_SAMPLE_RATE", "Opened", "OUTPUT_BIT_DEPTHS", "OUTPUT_FORMATS",
            "OutputOptions", "PathInput", "pcm_sample_format", "Ping", "Pong", "Progress", "PROTOCOL_VERSION",
-           "ProtocolError", "Resume", "SequenceBroken", "SERVER_MESSAGES", "ServerMessage", "ServerSession",
+           "ProtocolError", "Queued", "Resume", "SequenceBroken", "SERVER_MESSAGES", "ServerMessage", "ServerSession",
            "StartJob", "SUPPORTED_VERSIONS", "unpack_frame", "UPLOAD_FORMATS", "UploadBroken", "UploadChunk",
            "UploadEnd", "UploadInput", "UploadState", "Welcome", "WindowOpened"]

@@ -27,6 +27,7 @@ class ErrorCode:
     UNKNOWN_JOB = "unknown_job"
     JOB_ENDED = "job_ended"
     TOO_MANY_JOBS = "too_many_jobs"
+    SERVER_BUSY = "server_busy"  # out of resources (open files, disk): try again shortly
     BAD_UPLOAD = "bad_upload"
     UPLOAD_TIMEOUT = "upload_timeout"
     PATH_NOT_ALLOWED = "path_not_allowed"

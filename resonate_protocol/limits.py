@@ -56,6 +56,8 @@ class Limits:
     * ``max_chunk_bytes``: largest ``upload_chunk.data`` (bytes).
     * ``max_upload_bytes``: largest total upload of one job (bytes).
     * ``max_jobs``: jobs the server runs at once (all clients together).
+    * ``max_queued``: jobs that may wait for a free slot (all clients together; one
+      job per client in turn); a ``start_job`` beyond it is refused with ``too_many_jobs``.
     * ``max_ack_window``: largest ``hello.ack_window`` (audio messages).
     """
 
@@ -64,6 +66,7 @@ class Limits:
     max_upload_bytes: int = 4096 * MiB
     max_jobs: int = 4
     max_ack_window: int = 1024
+    max_queued: int = 32
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 4096:
@@ -72,6 +75,8 @@ class Limits:
             raise ValueError("max_chunk_bytes must be >= 1 and leave 1 KiB of headroom in max_frame_bytes")
         if self.max_upload_bytes < 1 or self.max_jobs < 1 or self.max_ack_window < 1:
             raise ValueError("max_upload_bytes, max_jobs and max_ack_window must be >= 1")
+        if self.max_queued < 0:
+            raise ValueError("max_queued must be >= 0")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -55,6 +55,28 @@ class JobAccepted(Message):
 
 
 @dataclass(frozen=True)
+class Queued(Message):
+    """The job waits for a free slot: ``position`` 1 starts next (``waiting`` jobs wait in all).
+
+    Sent after ``job_accepted`` when the server already runs ``limits.max_jobs``
+    jobs, again whenever the position changes (it may also grow: the queue
+    takes one job per client in turn, so a client that joins later goes ahead
+    of another client's second job), and once with ``position`` 0 when the
+    job leaves the queue and starts.  A job that starts at once gets none.
+    """
+
+    TYPE: ClassVar[str] = "queued"
+    job_id: str
+    position: int
+    waiting: int = 0
+
+    @classmethod
+    def _from_fields(cls, f: Fields) -> "Queued":
+        return cls(job_id=f.str("job_id", pattern=JOB_ID_RE), position=f.int("position"),
+                   waiting=f.int("waiting", required=False, default=0))
+
+
+@dataclass(frozen=True)
 class Progress(Message):
     """``done`` out of ``total`` in ``unit`` (always ``"s"``: seconds of audio); ``total`` nil if unknown."""
 
@@ -258,6 +280,6 @@ class Pong(Message):
 
 
 SERVER_MESSAGES: dict[str, type[Message]] = {
-    c.TYPE: c for c in (Welcome, JobAccepted, Progress, Info, Audio, JobDone, FileChunk, Error, Pong)
+    c.TYPE: c for c in (Welcome, JobAccepted, Queued, Progress, Info, Audio, JobDone, FileChunk, Error, Pong)
 }
-ServerMessage = Union[Welcome, JobAccepted, Progress, Info, Audio, JobDone, FileChunk, Error, Pong]
+ServerMessage = Union[Welcome, JobAccepted, Queued, Progress, Info, Audio, JobDone, FileChunk, Error, Pong]

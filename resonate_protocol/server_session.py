@@ -151,22 +151,34 @@ class ServerSession:
         self.fail(ProtocolError(f"no hello within {seconds:g} s", code=ErrorCode.HANDSHAKE_REQUIRED))
 
     # ---- input --------------------------------------------------------------
-    def receive_frame(self, frame: Any) -> list:
-        """Feed one frame the client sent; returns the events for the application."""
+    def decode(self, frame: Any) -> Any:
+        """The decoded message of ``frame``, or the :class:`ProtocolError` that refuses it.
+
+        Pure (it reads only :attr:`limits`): an application may run it in a worker
+        thread for large frames and pass the result to :meth:`receive_frame`
+        (``decoded=``), so decoding never stalls its event loop."""
+        try:
+            return decode_client_message(frame, self.limits)
+        except ProtocolError as exc:
+            return exc
+
+    def receive_frame(self, frame: Any, decoded: Any = None) -> list:
+        """Feed one frame the client sent (``decoded``: what :meth:`decode` returned for it,
+        if the application decoded it already); returns the events for the application."""
         if self.close is not None:
             return []
+        result = decoded if decoded is not None else self.decode(frame)
         if self.hello is None:
-            return self._receive_hello(frame)
-        events = self._receive(frame)
+            return self._receive_hello(result)
+        events = self._receive(result)
         if self.errors > self.max_errors:
             self.fail(ProtocolError(f"more than {self.max_errors} protocol errors on this connection",
                                     code=ErrorCode.TOO_MANY_ERRORS), CLOSE_PROTOCOL_ERROR)
         return events
 
-    def _receive(self, frame: Any) -> list:
-        try:
-            msg = decode_client_message(frame, self.limits)
-        except ProtocolError as exc:
+    def _receive(self, msg: Any) -> list:
+        if isinstance(msg, ProtocolError):
+            exc = msg
             self.errors += 1
             if exc.job_id and exc.msg_type in (UploadChunk.TYPE, UploadEnd.TYPE):
                 return [UploadBroken(exc.job_id, exc)]
@@ -184,11 +196,9 @@ class ServerSession:
             return self._ack(msg)
         return [msg]
 
-    def _receive_hello(self, frame: Any) -> list:
-        try:
-            msg = decode_client_message(frame, self.limits)
-        except ProtocolError as exc:  # e.g. hello.ack_window above limits.max_ack_window: bad_field
-            self.fail(exc, CLOSE_PROTOCOL_ERROR)
+    def _receive_hello(self, msg: Any) -> list:
+        if isinstance(msg, ProtocolError):  # e.g. hello.ack_window above limits.max_ack_window: bad_field
+            self.fail(msg, CLOSE_PROTOCOL_ERROR)
             return []
         if not isinstance(msg, Hello):
             self.fail(ProtocolError(f"the first message must be hello, got {msg.TYPE}",

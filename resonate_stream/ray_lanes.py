@@ -34,9 +34,10 @@ class PoolWindows:
     ``windows_per_actor`` and ``peak_in_flight`` count this job's windows.
     """
 
-    def __init__(self, pool, max_in_flight: int):
+    def __init__(self, pool, max_in_flight: int, variant: tuple | None = None, geometry=None):
         self.pool = pool
-        self.geometry = pool.geometry["geometry"]
+        self.variant = variant  # the job's window settings on the pool's model (None: the pool's own)
+        self.geometry = geometry if geometry is not None else pool.geometry["geometry"]
         self.max_in_flight = int(max_in_flight)
         self._refs: dict = {}  # ref -> (window, actor index)
         self._done: list = []  # (window, stems) back but not yet collected
@@ -60,7 +61,7 @@ class PoolWindows:
     def submit(self, window) -> None:
         while len(self._refs) >= self.max_in_flight:
             self._wait(True)
-        ref, i = self.pool.submit(window)
+        ref, i = self.pool.submit(window) if self.variant is None else self.pool.submit(window, self.variant)
         self._refs[ref] = (window, i)
         self.windows_per_actor[i] += 1
         self.peak_in_flight = max(self.peak_in_flight, len(self._refs))

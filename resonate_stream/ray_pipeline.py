@@ -29,13 +29,14 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from typing import Callable
 
 import numpy as np
 import ray
 
 from actors.placement import actor_options, cluster_devices
-from actors.separator import SeparatorActor
+from actors.separator import SeparatorActor, variant_of
 from actors.stateful import StageActor
 from engine.audio import SAMPLE_RATE, STEM_NAMES
 from engine.config import PipelineConfig
@@ -54,41 +55,60 @@ class RayClusterUnavailableError(ResonateError):
 
 
 class SeparatorPool:
-    """``n_actors`` separator actors with the same settings (shared across jobs).
+    """``n_actors`` separator actors of one model (shared across jobs).
 
     CPU actors reserve as many Ray CPUs as the torch threads they run
     (``threads``, default: the cluster's CPUs shared out), so Ray never puts
     more work on a node than it has cores; actors are spread over the nodes.
     ``windows_per_actor`` counts the windows sent to each actor (all jobs).
+
+    The actors load the model named by ``separation`` (separator, model,
+    weights folder, device: :func:`pool_key`); jobs whose window settings
+    differ (``quality``, ``segment_s``, ``overlap``, ``shifts``) run on the
+    same actors with their own :meth:`geometry_for` / ``submit(window,
+    variant)``, so another preset never needs another pool.
+
+    With ``n_actors=None`` the pool takes what the cluster has free (at least
+    one actor); when not even one actor fits, or an explicit ``n_actors`` does
+    not, it fails at once with :class:`RayClusterUnavailableError` instead of
+    waiting for resources that other pools hold.
     """
 
     def __init__(self, separation: SeparationSettings, n_actors: int | None = None, threads: int | None = None,
                  start_timeout_s: float = 300.0, warm_up: bool = True):
         device = separation.device if separation.device != "auto" else cluster_devices()
         params = {**separation.__dict__, "device": device}
+        auto_size = n_actors is None
         if n_actors is None:
             n_actors = default_pool_size(device)
         if threads is None and device == "cpu":
             threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(n_actors, 1))
         cpus = min(threads, _largest_node_cpus()) if device == "cpu" else 1.0
+        n_actors, fitted = _fit(device, n_actors, cpus, auto_size, separation)
+        if fitted < cpus:  # the free CPUs hold one actor with fewer threads
+            cpus, threads = fitted, max(1, int(fitted))
         opts = {**actor_options(device, num_cpus=cpus), "max_restarts": -1, "max_task_retries": -1,
                 "scheduling_strategy": "SPREAD"}
         self.device = device
         self.threads = threads
+        self.variant = variant_of(params)
         self.actors = [SeparatorActor.options(**opts).remote(params, threads) for _ in range(n_actors)]
         try:
             geoms = ray.get([a.geometry.remote() for a in self.actors], timeout=start_timeout_s)
         except ray.exceptions.GetTimeoutError:
             self.shutdown()
+            what = f"{cpus:g} CPU(s)" if device == "cpu" else f"one {device} device"
             raise RayClusterUnavailableError(
-                f"{n_actors} separator actor(s) ({opts}) did not start within {start_timeout_s:g} s; the "
-                f"cluster offers {ray.cluster_resources()}: use fewer actors or add machines") from None
+                f"{n_actors} separator actor(s) for model {separation.model!r} (each needs {what}) did not "
+                f"start within {start_timeout_s:g} s: the cluster is busy or too small. Start the server "
+                "with fewer workers (--workers) or add machines to the cluster") from None
         kinds = {(g["description"].get("separator"), g["description"].get("model")) for g in geoms}
         if len(kinds) > 1:
             self.shutdown()
             raise ModelUnavailableError(f"separator actors disagree on the model they loaded: {sorted(kinds)}; "
                                         "put the same weights on every node (see README 'Model weights')")
         self.geometry = geoms[0]
+        self._geometries = {self.variant: self.geometry}
         if warm_up:  # one silent window each: JIT compiles and allocations before the first job
             planner = self.geometry["geometry"].planner()
             (window, *_) = planner.push(np.zeros((2, planner.latency_samples), np.float32))
@@ -97,13 +117,34 @@ class SeparatorPool:
         self.inflight = [0] * len(self.actors)
         self.windows_per_actor = [0] * len(self.actors)
 
-    def submit(self, window) -> tuple[ray.ObjectRef, int]:
-        """Send ``window`` to the least-loaded actor; returns (result ref, actor index)."""
+    def geometry_for(self, separation: SeparationSettings | None) -> tuple[tuple, dict]:
+        """``(variant, geometry)`` of ``separation``'s window settings on this pool's model
+        (``separation`` None: the pool's own).  Raises ``SettingsError`` for a bad combination."""
+        if separation is None:
+            return self.variant, self.geometry
+        variant = variant_of(separation.__dict__)
+        g = self._geometries.get(variant)
+        if g is None:  # asked of one actor (queued behind its windows); cached for every later job
+            try:
+                g = ray.get(self.actors[0].geometry.remote(variant))
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.as_instanceof_cause()
+                if isinstance(cause, ResonateError):
+                    raise cause from None
+                raise
+            self._geometries[variant] = g
+        return variant, g
+
+    def submit(self, window, variant: tuple | None = None) -> tuple[ray.ObjectRef, int]:
+        """Send ``window`` to the least-loaded actor (window settings ``variant``: see
+        :meth:`geometry_for`; None: the pool's own); returns (result ref, actor index)."""
         with self._lock:
             i = int(np.argmin(self.inflight))
             self.inflight[i] += 1
             self.windows_per_actor[i] += 1
-        return self.actors[i].separate.remote(window), i
+        if variant is None or variant == self.variant:
+            return self.actors[i].separate.remote(window), i
+        return self.actors[i].separate.remote(window, variant), i
 
     def done(self, i: int) -> None:
         with self._lock:
@@ -116,6 +157,47 @@ class SeparatorPool:
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a)
+
+
+def pool_key(separation: SeparationSettings) -> tuple:
+    """What makes separator actors different: the model they load and where (not the window settings)."""
+    return (separation.separator, separation.model, separation.model_repo, separation.device)
+
+
+#: seconds a new separator pool waits for free resources before it gives up (not minutes: other jobs
+#: wait behind it, and actors that cannot fit now will not fit later either)
+FIT_WAIT_S = 5.0
+
+
+def _fit(device: str, n_actors: int, cpus: float, auto_size: bool, separation: SeparationSettings):
+    """``(n_actors, cpus per actor)`` that the cluster's free resources hold now; raises
+    :class:`RayClusterUnavailableError` at once when not even one actor (or, with an explicit
+    count, not all of them) fits."""
+    deadline = time.monotonic() + FIT_WAIT_S
+    while True:  # resources of actors killed a moment ago come back within a second or two
+        free = ray.available_resources()
+        need = (1.0 if auto_size else float(cpus) * n_actors) if device == "cpu" else float(1 if auto_size else n_actors)
+        have = float(free.get({"cpu": "CPU", "cuda": "GPU"}.get(device, device), 0.0))
+        if have >= need or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    if device == "cpu":
+        if have < cpus and have >= 1 and auto_size:
+            cpus = float(int(have))  # fewer threads rather than a wait
+        fit = int(have // cpus) if cpus > 0 else n_actors
+        unit = f"{cpus:g} CPU(s)"
+    else:
+        fit = int(have)
+        unit = f"one {device} device"
+    if auto_size:
+        n_actors = min(n_actors, fit)
+    if fit < max(1, n_actors if not auto_size else 1):
+        raise RayClusterUnavailableError(
+            f"no room on the cluster for separator model {separation.model!r} "
+            f"({separation.separator}, {separation.device}): each actor needs {unit}, {have:g} are free "
+            "(the other models' actors hold the rest). Use the model the server already runs, start the "
+            "server with fewer --workers, or add machines to the cluster")
+    return max(1, n_actors), cpus
 
 
 def _largest_node_cpus() -> float:
@@ -139,15 +221,20 @@ class StageActorPool:
     (seconds on a small machine, five times per job); a job takes its actors
     from here and gives them back when it ends.  Holds ``jobs`` sets (one
     actor per lane of a job, by lane kind: :func:`engine.graph.lanes_per_job`)
-    ready; more are created on demand.  With ``warm_cfg`` each actor first
-    runs a second of quiet noise through its lane (JIT caches, first-call
-    allocations).
+    ready; more are created on demand when jobs run at once, and given back
+    beyond ``keep_jobs`` sets (default ``jobs``) they are killed, so a burst
+    of concurrent jobs does not leave its worker processes (hundreds of MB
+    each) behind.  :attr:`live` counts the actors alive (idle + in use).
+    With ``warm_cfg`` each actor first runs a second of quiet noise through
+    its lane (JIT caches, first-call allocations).
     """
 
-    def __init__(self, jobs: int = 1, warm_cfg: PipelineConfig | None = None):
+    def __init__(self, jobs: int = 1, warm_cfg: PipelineConfig | None = None, keep_jobs: int | None = None):
         self._lock = threading.Lock()
         per_job = lanes_per_job()
-        self._idle: dict[str, list] = {kind: [self.new() for _ in range(n * jobs)] for kind, n in per_job.items()}
+        self._keep = {kind: n * (jobs if keep_jobs is None else keep_jobs) for kind, n in per_job.items()}
+        self._live = 0
+        self._idle: dict[str, list] = {kind: [self._new() for _ in range(n * jobs)] for kind, n in per_job.items()}
         calls = [a.node_id.remote() for actors in self._idle.values() for a in actors]  # up and imported
         if warm_cfg is not None:
             noise = (np.random.default_rng(0).standard_normal((2, PIPELINE_BLOCK)) * 0.01).astype(np.float32)
@@ -165,18 +252,29 @@ class StageActorPool:
         """A new idle lane actor; in-order stages are cheap: no CPU reserved."""
         return StageActor.options(num_cpus=0).remote()
 
+    def _new(self):
+        actor = self.new()
+        with self._lock:
+            self._live += 1
+        return actor
+
     def take(self, kind: str):
         with self._lock:
             if self._idle[kind]:
                 return self._idle[kind].pop()
-        return self.new()
+        return self._new()
 
     def give_back(self, kind: str, actor) -> None:
-        """Back to the idle actors of ``kind``.  After a failed or cancelled job it may still have
-        calls queued: they finish unread, and the next job's ``start`` resets it.  A dead actor
-        given back is replaced by the next job's lane on its first call."""
+        """Back to the idle actors of ``kind`` (killed instead when ``keep_jobs`` sets are idle).
+        After a failed or cancelled job it may still have calls queued: they finish unread, and
+        the next job's ``start`` resets it.  A dead actor given back is replaced by the next
+        job's lane on its first call."""
         with self._lock:
-            self._idle[kind].append(actor)
+            if len(self._idle[kind]) < self._keep[kind]:
+                self._idle[kind].append(actor)
+                return
+            self._live -= 1
+        _kill(actor)
 
     @property
     def idle(self) -> dict[str, int]:
@@ -184,11 +282,18 @@ class StageActorPool:
         with self._lock:
             return {kind: len(actors) for kind, actors in self._idle.items()}
 
+    @property
+    def live(self) -> int:
+        """Actors of this pool alive now: idle ones and those jobs hold."""
+        with self._lock:
+            return self._live
+
     def shutdown(self) -> None:
         with self._lock:
             for actors in self._idle.values():
                 for a in actors:
                     ray.kill(a)
+                self._live -= len(actors)
                 actors.clear()
 
 
@@ -200,15 +305,17 @@ class RayPipeline(GraphPipeline):
     actor from ``stage_actors`` (warm) or a new one (:class:`StatefulLane`,
     snapshots every ``snapshot_every_s`` seconds of input, else a
     ``preroll_s`` pre-roll after a crash).  Output identical to
-    :class:`engine.graph.LocalPipeline`.
+    :class:`engine.graph.LocalPipeline`.  ``separation``: the job's separation settings
+    when its window settings differ from the pool's (same model: :func:`pool_key`).
     """
 
     def __init__(self, pool: SeparatorPool, cfg: PipelineConfig, *, inflight_per_actor: int = 2,
                  preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0,
-                 stage_actors: StageActorPool | None = None, stems=STEM_NAMES, polish_pool=None):
-        g = pool.geometry
+                 stage_actors: StageActorPool | None = None, stems=STEM_NAMES, polish_pool=None,
+                 separation: SeparationSettings | None = None):
+        variant, g = pool.geometry_for(separation)
         self.pool = pool
-        self.pool_windows = PoolWindows(pool, inflight_per_actor * len(pool.actors))
+        self.pool_windows = PoolWindows(pool, inflight_per_actor * len(pool.actors), variant, g["geometry"])
         snapshot_every = max(1, round(snapshot_every_s * SAMPLE_RATE / PIPELINE_BLOCK)) if snapshot_every_s else None
 
         def place_lane(spec: LaneSpec) -> StatefulLane:

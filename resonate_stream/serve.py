@@ -22,12 +22,21 @@ def default_output_dir() -> Path:
 
 
 class SeparatorPools:
-    """One shared :class:`SeparatorPool` per distinct separation setting, and one
-    pool of warm stage actors (thread-safe)."""
+    """One shared :class:`SeparatorPool` per separation model, and one pool of warm stage
+    actors (thread-safe).
+
+    Jobs whose separation differs only in window settings (``quality``,
+    ``segment_s``, ``overlap``, ``shifts``: another preset) share the model's
+    pool (the settings travel with each window).  A new model gets a new pool,
+    built outside the lock: jobs on the pools that exist never wait for it,
+    and one that cannot fit on the cluster fails at once (``ray_unavailable``
+    with what to do) instead of waiting for resources the other pools hold.
+    """
 
     def __init__(self, n_actors: int | None = None, warm_stage_actors: bool = True):
         self.n_actors = n_actors
         self._pools: dict = {}
+        self._building: dict = {}  # pool key -> threading.Event set once its build ended
         self._lock = threading.Lock()
         self._stage_actors = None
         self._polish: dict = {}
@@ -42,14 +51,37 @@ class SeparatorPools:
                 self._stage_actors = StageActorPool(jobs=1)
             return self._stage_actors
 
-    def get(self, separation: SeparationSettings):
-        from .ray_pipeline import SeparatorPool
-
-        key = tuple(sorted(separation.__dict__.items()))
+    @property
+    def pools(self) -> dict:
+        """The separator pools started so far (pool key -> pool)."""
         with self._lock:
-            if key not in self._pools:
-                self._pools[key] = SeparatorPool(separation, n_actors=self.n_actors)
-            return self._pools[key]
+            return dict(self._pools)
+
+    def get(self, separation: SeparationSettings):
+        """The pool for ``separation``'s model (started on first use; concurrent callers for the
+        same new model wait for one build, without holding the lock)."""
+        from .ray_pipeline import SeparatorPool, pool_key
+
+        key = pool_key(separation)
+        while True:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is not None:
+                    return pool
+                building = self._building.get(key)
+                if building is None:
+                    building = self._building[key] = threading.Event()
+                    break
+            building.wait()  # another job builds this pool: wait for it, then look again (it may have failed)
+        try:
+            pool = SeparatorPool(separation, n_actors=self.n_actors)
+            with self._lock:
+                self._pools[key] = pool
+            return pool
+        finally:
+            with self._lock:
+                self._building.pop(key, None)
+            building.set()
 
     def polish(self, polish):
         """The shared MBD polish pool for ``polish`` (a PolishConfig), None when polish is off."""
@@ -71,7 +103,7 @@ class SeparatorPools:
         from .ray_pipeline import RayPipeline
 
         return RayPipeline(self.get(settings.separation), cfg, stage_actors=self.stage_actors(),
-                           polish_pool=self.polish(settings.polish))
+                           polish_pool=self.polish(settings.polish), separation=settings.separation)
 
 
 def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,

@@ -366,8 +366,9 @@ async def test_a_client_that_reads_gets_every_pong_however_fast_it_pings(server)
 
 
 async def test_too_many_jobs(tmp_path):
+    # no room to wait either (max_queued=0): the queue is full at once, so the job is refused
     srv = GatewayServer("127.0.0.1", 0, backend=GainBackend(), ping_interval_s=None,
-                        limits=P.Limits(max_frame_bytes=P.MiB, max_chunk_bytes=1024, max_jobs=1))
+                        limits=P.Limits(max_frame_bytes=P.MiB, max_chunk_bytes=1024, max_jobs=1, max_queued=0))
     await srv.start()
     c = await RawClient.connect(srv.url)
     try:

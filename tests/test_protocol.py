@@ -49,6 +49,8 @@ def _server_messages() -> list[P.Message]:
         P.Welcome(server="resonate-gateway/0.1", limits=P.Limits().to_dict(), features=("resume", "ack")),
         P.JobAccepted(job_id=JOB, ref="r1"),
         P.JobAccepted(job_id=JOB, resumed_from=5),
+        P.Queued(job_id=JOB, position=3, waiting=7),
+        P.Queued(job_id=JOB, position=0),
         P.Progress(job_id=JOB, stage="separate", done=12.5, total=7200.0),
         P.Progress(job_id=JOB, stage="decode", done=3.0),
         P.Info(job_id=JOB, message="separator: hpss", data={"weights": False}),

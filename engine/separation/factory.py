@@ -68,3 +68,25 @@ def build_separator(kind: str = "auto", model: str = DEFAULT_MODEL, repo: Path |
     if segment is not None:
         dsp_kw["segment"] = segment
     return DspSeparator(**dsp_kw), notes
+
+
+def separator_variant(separator: Separator, quality: str = "preview", *, segment: float | None = None,
+                      overlap: float | None = None, shifts: int | None = None) -> Separator:
+    """A separator like ``separator`` (same kind, same loaded weights, same device) with other
+    window settings: ``quality`` and the ``segment`` / ``overlap`` / ``shifts`` overrides, as
+    :func:`build_separator` would apply them.  No weights are loaded again, so one model in
+    memory serves jobs that differ only in these settings."""
+    params = demucs_quality_params(quality)  # validates quality
+    if isinstance(separator, DemucsSeparator):
+        for key, value in (("segment", segment), ("overlap", overlap), ("shifts", shifts)):
+            if value is not None:
+                params[key] = value
+        return DemucsSeparator(separator.model, device=separator.device, segment=params["segment"],
+                               overlap=params["overlap"], shifts=params["shifts"],
+                               model_name=separator.description.get("model"))
+    if isinstance(separator, DspSeparator):
+        kw = {"overlap": overlap if overlap is not None else _DSP_OVERLAP[quality]}
+        if segment is not None:
+            kw["segment"] = segment
+        return DspSeparator(**kw)
+    raise SettingsError(f"cannot derive window settings from a {type(separator).__name__}")

@@ -35,6 +35,8 @@ FEATURES = ("resume", "ack", "stems", "upload", "path_input", "fetch", "http_dow
 MAX_FETCHES_PER_CONNECTION = 8
 #: audio frames one job's pump sends before it lets the others run
 PUMP_BURST = 8
+#: frames larger than this (bytes) are decoded in a worker thread, off the event loop
+OFF_LOOP_DECODE_BYTES = 64 * 1024
 #: seconds the receive loop waits for the writer to send pending replies before it
 #: decides the client does not read them (the writer is blocked by a full TCP window)
 REPLY_DRAIN_S = 30.0
@@ -164,7 +166,7 @@ class Connection:
             return
         except ConnectionClosed:
             return
-        self.session.receive_frame(first)
+        self.session.receive_frame(first, await self._decode(first))
         if self.session.close is not None:
             await self._close()
             return
@@ -172,7 +174,7 @@ class Connection:
         async for frame in self.ws:
             try:
                 await self.outbox.control_room(REPLY_DRAIN_S)
-                for event in self.session.receive_frame(frame):
+                for event in self.session.receive_frame(frame, await self._decode(frame)):
                     await self._on_event(event)
                 if self.session.close is not None:
                     await self._close()
@@ -181,6 +183,13 @@ class Connection:
             except Gone:
                 await self.ws.close(1008, "client does not read")
                 return
+
+    async def _decode(self, frame: Any) -> Any:
+        """Frames above ``OFF_LOOP_DECODE_BYTES`` are decoded in a worker thread, so a big
+        frame never stalls the other connections (None: let the session decode it here)."""
+        if len(frame) <= OFF_LOOP_DECODE_BYTES:
+            return None
+        return await asyncio.to_thread(self.session.decode, frame)
 
     async def _on_event(self, event: Any) -> None:
         srv = self.server
@@ -210,7 +219,7 @@ class Connection:
     def _request(self, msg: P.ClientMessage) -> None:
         srv = self.server
         if isinstance(msg, P.StartJob):
-            job = srv.create_job(msg)  # raises ProtocolError / ResonateError with ref
+            job = srv.create_job(msg, client=self)  # raises ProtocolError / ResonateError with ref
             self.session.accept_job(job.id, msg.ref)
             self._subscribe(job)
         elif isinstance(msg, P.Resume):
@@ -310,11 +319,15 @@ class Connection:
         session = self.session
         info_next = 0
         progress_seen = 0
+        queue_seen = 0
         job.subscribers.add(wake)
         me = asyncio.current_task()
         try:
             while True:
                 wake.clear()
+                if job.queue_version != queue_seen and job.queue_frame is not None:
+                    queue_seen = job.queue_version
+                    await self.outbox.put_data(job.queue_frame)
                 while info_next < job.info_total:
                     i = max(info_next, job.info_first)
                     info_next = i + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import math
 import threading
 import time
@@ -27,6 +28,8 @@ from .spool import AudioSpool
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import GatewayServer
+
+log = logging.getLogger("resonate.gateway")
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
@@ -94,6 +97,14 @@ class LiveJob:
             P.UploadState(server.limits, job_input.size) if self.upload is not None else None
         )
         self.thread: Optional[threading.Thread] = None
+        # the queue (loop side): position 1 starts next; None once started (or never queued)
+        self.client: Any = None  # who asked for it (the connection): the queue takes one job per client in turn
+        self.queue_position: Optional[int] = None
+        self.queue_waiting = 0
+        self.queue_frame: Optional[bytes] = None
+        self.queue_version = 0
+        self.started_at: Optional[float] = None  # time.monotonic() when its worker started
+        self.accepted_at = time.monotonic()
         # worker-thread state (emit)
         self.t_next_event_seq = 0
         self.t_next_offset = 0
@@ -112,12 +123,24 @@ class LiveJob:
         for ev in self.subscribers:
             ev.set()
 
+    def set_queue(self, position: int, waiting: int) -> None:
+        """The job's place in the queue changed (0: it leaves the queue and starts)."""
+        self.queue_position = position if position > 0 else None
+        self.queue_waiting = waiting
+        if self.terminal_frame is None:
+            self.queue_frame = P.encode(P.Queued(job_id=self.id, position=position, waiting=waiting))
+            self.queue_version += 1
+            self.notify()
+
     def end(self, terminal: P.Message, state: str) -> None:
-        """Record the job's last message (``job_done`` or ``error``) once."""
+        """Record the job's last message (``job_done`` or ``error``) once; the spool's
+        writer descriptors are closed (no audio comes after the last message)."""
         if self.terminal_frame is not None:
             return
         self.terminal_frame = P.encode(terminal)
         self.state = state
+        self.queue_position = None
+        self.spool.seal()
         self.notify()
 
     def _on_blocks(self, count: int, frames: int) -> None:
@@ -216,6 +239,8 @@ class LiveJob:
             )
             count = self.spool.append(frame)
             self._post(self._on_blocks, count, self.t_next_offset + end)
+        if self.t_next_event_seq == 0 and self.started_at is not None:
+            log.info("job %s: first audio after %.2f s", self.id, time.monotonic() - self.started_at)
         self.t_next_event_seq += 1
         self.t_next_offset += n
 

@@ -24,10 +24,21 @@ Design points:
 * A bad frame or upload fails only that request or job; other jobs and
   connections carry on.  Jobs outlive their connection (for ``job_ttl_s``
   seconds after they end) so a client can come back and resume.
+* At most ``limits.max_jobs`` jobs run; further ones wait in a bounded queue
+  (``limits.max_queued``) that takes one job per client connection in turn,
+  and learn their place from ``queued`` messages.  Only a full queue refuses
+  (``too_many_jobs``).
+* Bounded resources: a finished job holds no open file (its spool is
+  sealed), at most ``max_known_jobs`` jobs are remembered (the oldest
+  finished ones are forgotten first), and running out of file descriptors
+  costs one log line and a refused request, not the server (asyncio's
+  accept backs off and retries).
 """
 from __future__ import annotations
 
 import asyncio
+import collections
+import errno
 import ipaddress
 import json
 import logging
@@ -116,6 +127,10 @@ class GatewayServer:
     presets:
         JSON-able map served at ``GET /presets`` (the page shows preset values),
         or None (404).
+    max_known_jobs:
+        Jobs remembered at once (running, queued and finished); when a new job
+        would exceed it, the oldest finished jobs are forgotten (their spool
+        deleted) before their ``job_ttl_s`` ran out.
     """
 
     def __init__(
@@ -140,6 +155,7 @@ class GatewayServer:
         file_chunk_bytes: int = P.FILE_CHUNK_BYTES,
         http_download_max_bytes: int = 64 * P.MiB,
         presets: Optional[Mapping[str, Any]] = None,
+        max_known_jobs: int = 256,
     ):
         if token is not None and (not isinstance(token, str) or len(token) < 8):
             raise SettingsError("the gateway token must be a string of at least 8 characters")
@@ -173,6 +189,10 @@ class GatewayServer:
         self.http_download_max_bytes = int(http_download_max_bytes)
         self.presets_body = json.dumps(jsonable(dict(presets))).encode() if presets is not None else None
         self.jobs: dict[str, LiveJob] = {}
+        self.max_known_jobs = max(1, int(max_known_jobs))
+        #: queued jobs per client, in the order the clients get their next turn
+        self._queue: "collections.OrderedDict[Any, collections.deque[LiveJob]]" = collections.OrderedDict()
+        self._fd_warned = 0.0
         self._connections: set[Connection] = set()
         self._server = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -217,8 +237,22 @@ class GatewayServer:
             server_header=SERVER_NAME,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self._loop.set_exception_handler(self._loop_exception)
         log.info("gateway listening on %s", self.url)
         return self
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """Out of file descriptors in ``accept``: one line (at most every 10 s) instead of a
+        traceback per attempt; asyncio itself stops accepting for a second, then retries."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            now = time.monotonic()
+            if now - self._fd_warned > 10.0:
+                self._fd_warned = now
+                log.warning("out of file descriptors (%s): new connections wait; %d jobs known, %d connections",
+                            exc.strerror or exc, len(self.jobs), len(self._connections))
+            return
+        loop.default_exception_handler(context)
 
     async def close(self) -> None:
         """Stop: cancel jobs, close connections, wait for workers, remove own spool."""
@@ -264,7 +298,12 @@ class GatewayServer:
         await self.close()
 
     def running_jobs(self) -> int:
-        return sum(1 for j in self.jobs.values() if not j.worker_done)
+        """Jobs whose worker runs (queued ones not counted)."""
+        return sum(1 for j in self.jobs.values() if j.thread is not None and not j.worker_done)
+
+    def queued_jobs(self) -> int:
+        """Jobs waiting in the queue."""
+        return sum(len(q) for q in self._queue.values())
 
     # ---- websocket side ---------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Any) -> Any:
@@ -331,26 +370,60 @@ class GatewayServer:
             raise P.ProtocolError(f"input file {raw!r} does not exist", code=E.INPUT_NOT_FOUND)
         return real
 
-    def create_job(self, msg: P.StartJob) -> LiveJob:
-        """Validate a ``start_job`` and start its worker thread."""
+    def create_job(self, msg: P.StartJob, client: Any = None) -> LiveJob:
+        """Validate a ``start_job``; start its worker thread, or queue it behind the running
+        jobs (``client``: who asked, for the queue's turns)."""
         E = P.ErrorCode
         try:
             if self._closing:
                 raise P.ProtocolError("the server is shutting down", code=E.SHUTTING_DOWN)
-            if self.running_jobs() >= self.limits.max_jobs:
+            must_wait = self.running_jobs() >= self.limits.max_jobs or self.queued_jobs() > 0
+            if must_wait and self.queued_jobs() >= self.limits.max_queued:
                 raise P.ProtocolError(
-                    f"the server already runs {self.limits.max_jobs} jobs; try again when one ends",
+                    f"the server runs {self.limits.max_jobs} jobs and {self.queued_jobs()} more wait (the queue "
+                    "is full); try again when one ends",
                     code=E.TOO_MANY_JOBS,
                 )
             path = self.resolve_input_path(msg.input.path) if isinstance(msg.input, P.PathInput) else None
+            self._forget_finished()
+            job = self._new_job(msg, path)
         except P.ProtocolError as exc:
             exc.ref = msg.ref
             raise
+        job.client = client
+        self.jobs[job.id] = job
+        what = "path" if path else msg.input.format
+        preset = msg.settings.get("preset") if isinstance(msg.settings, dict) else None
+        if must_wait:
+            self._queue.setdefault(client, collections.deque()).append(job)
+            self._update_queue()
+            log.info("job %s accepted (%s, preset %s): queued at position %s of %d", job.id, what,
+                     preset or "default", job.queue_position, self.queued_jobs())
+        else:
+            log.info("job %s accepted (%s, preset %s)", job.id, what, preset or "default")
+            self._start_worker(job)
+        return job
+
+    def _new_job(self, msg: P.StartJob, path: Optional[Path]) -> LiveJob:
+        """The job's folders, input and spool (``server_busy`` when the server is out of files)."""
         assert self.spool_dir is not None and self.output_dir is not None
         job_id = secrets.token_hex(16)
         job_dir = self.spool_dir / "jobs" / job_id
-        job_dir.mkdir(parents=True)
         out_dir = self.output_dir / job_id
+        try:
+            return self._make_job(msg, path, job_id, job_dir, out_dir)
+        except OSError as exc:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.ENOMEM):
+                log.warning("job refused: %s", exc.strerror or exc)
+                raise P.ProtocolError(
+                    f"the server is out of resources ({exc.strerror or exc}); try again in a moment",
+                    code=P.ErrorCode.SERVER_BUSY) from None
+            raise
+
+    def _make_job(self, msg: P.StartJob, path: Optional[Path], job_id: str, job_dir: Path, out_dir: Path) -> LiveJob:
+        job_dir.mkdir(parents=True)
         out_dir.mkdir(parents=True)
         cancel = threading.Event()
         job_input: FileJobInput | UploadJobInput
@@ -379,12 +452,75 @@ class GatewayServer:
             send_stems=msg.options.send_stems,
             output=msg.options.output,
         )
-        job = LiveJob(self, job_id, spec, job_input, AudioSpool(job_dir / "audio"), cancel)
-        self.jobs[job_id] = job
-        job.thread = threading.Thread(target=self._run_worker, args=(job,), name=f"job-{job_id[:8]}", daemon=True)
+        try:
+            spool = AudioSpool(job_dir / "audio")
+        except OSError:
+            if isinstance(job_input, UploadJobInput):
+                job_input.abort(JobCancelled("the job could not start"))
+            raise
+        return LiveJob(self, job_id, spec, job_input, spool, cancel)
+
+    def _start_worker(self, job: LiveJob) -> None:
+        if job.queue_frame is not None:  # it waited: tell its followers it leaves the queue
+            job.set_queue(0, self.queued_jobs())
+        job.started_at = time.monotonic()
+        job.thread = threading.Thread(target=self._run_worker, args=(job,), name=f"job-{job.id[:8]}", daemon=True)
         job.thread.start()
-        log.info("job %s started (%s)", job_id, "path" if path else msg.input.format)
-        return job
+        waited = job.started_at - job.accepted_at
+        log.info("job %s started%s", job.id, f" after {waited:.1f} s in the queue" if waited >= 0.05 else "")
+
+    # ---- the queue ----------------------------------------------------------------
+    def _update_queue(self) -> None:
+        """Give every queued job its position: one job per client in turn, clients in the
+        order of their next turn."""
+        lanes = [list(q) for q in self._queue.values()]
+        order: list[LiveJob] = []
+        depth = 0
+        while True:
+            row = [lane[depth] for lane in lanes if len(lane) > depth]
+            if not row:
+                break
+            order += row
+            depth += 1
+        for pos, job in enumerate(order, 1):
+            if job.queue_position != pos or job.queue_waiting != len(order):
+                job.set_queue(pos, len(order))
+
+    def _start_queued(self) -> None:
+        """Start queued jobs while slots are free (the next client in turn first)."""
+        started = False
+        while self._queue and not self._closing and self.running_jobs() < self.limits.max_jobs:
+            client, lane = next(iter(self._queue.items()))
+            job = lane.popleft()
+            del self._queue[client]
+            if lane:
+                self._queue[client] = lane  # its next job waits for the other clients' turns
+            if job.terminal_frame is None:
+                self._start_worker(job)
+                started = True
+        if started:
+            self._update_queue()
+
+    def _unqueue(self, job: LiveJob) -> bool:
+        """Take ``job`` out of the queue; True if it was there."""
+        lane = self._queue.get(job.client)
+        if lane is None or job not in lane:
+            return False
+        lane.remove(job)
+        if not lane:
+            del self._queue[job.client]
+        return True
+
+    def _forget_finished(self) -> None:
+        """Keep at most ``max_known_jobs - 1`` jobs before a new one: forget the oldest finished."""
+        excess = len(self.jobs) - (self.max_known_jobs - 1)
+        if excess <= 0:
+            return
+        finished = sorted((j for j in self.jobs.values() if j.terminal_frame is not None and
+                           (j.worker_done or j.thread is None)), key=lambda j: j.created)
+        for job in finished[:excess]:
+            log.info("job %s forgotten early: more than %d jobs known", job.id, self.max_known_jobs)
+            self._drop_job(job)
 
     def _run_worker(self, job: LiveJob) -> None:
         error: Optional[ResonateError] = None
@@ -413,11 +549,18 @@ class GatewayServer:
         else:
             fin = job.finished or Finished(report={}, outputs={})
             job.end(P.JobDone(job_id=job.id, report=fin.report, outputs=fin.outputs), "done")
-        log.info("job %s ended: %s (%d audio messages)", job.id, job.state, job.n_blocks)
+        ran = time.monotonic() - (job.started_at or job.accepted_at)
+        audio_s = job.frames_out / job.t_sample_rate if job.t_sample_rate else 0.0
+        if error is None:
+            log.info("job %s done in %.1f s: %.1f s of audio (%d audio messages)", job.id, ran, audio_s,
+                     job.n_blocks)
+        else:
+            log.info("job %s %s after %.1f s (%s): %s", job.id, job.state, ran, error.code, error.message[:200])
         if job.upload is not None:
             job.upload.discard()
         if self._loop is not None and not self._closing:
             self._loop.call_later(self.job_ttl_s, self._expire, job.id)
+        self._start_queued()
 
     def _expire(self, job_id: str) -> None:
         job = self.jobs.get(job_id)
@@ -425,6 +568,8 @@ class GatewayServer:
             self._drop_job(job)
 
     def _drop_job(self, job: LiveJob) -> None:
+        if self._unqueue(job):
+            self._update_queue()
         self.jobs.pop(job.id, None)
         job.spool.delete()
         if job.upload is not None:
@@ -440,6 +585,13 @@ class GatewayServer:
             job.upload.abort(error if isinstance(error, JobCancelled) else JobCancelled(error.message))
         job.end(P.Error.from_exception(error, job_id=job.id), state)
         log.info("job %s ended early: %s (%s)", job.id, error.code, error.message)
+        if self._unqueue(job):  # it never started: nothing else will clean up after it
+            job.worker_done = True
+            if job.upload is not None:
+                job.upload.discard()
+            if self._loop is not None and not self._closing:
+                self._loop.call_later(self.job_ttl_s, self._expire, job.id)
+            self._update_queue()
 
     def upload_chunk(self, job: LiveJob, msg: P.UploadChunk) -> None:
         """Spool one ``upload_chunk`` (its order and size checked by the job's ``UploadState``)."""

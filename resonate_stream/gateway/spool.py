@@ -13,6 +13,9 @@ Layout of the spool folder:
 
 One writer thread, any number of readers; a reader may only read seqs below
 the count the writer has published (``append`` returns the new count).
+Once the job has ended, :meth:`AudioSpool.seal` closes the two descriptors
+the writer held: a finished job that stays available for ``resume`` for an
+hour costs no open file (reads then open the files for each frame).
 """
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ class AudioSpool:
     def append(self, frame: bytes) -> int:
         """Append one frame (writer thread); returns the new count (= its seq + 1)."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._data_fd < 0:
                 raise ResonateError("the job's output spool was closed", code=ErrorCode.CANCELLED)
             off = self._end
             _pwrite_all(self._data_fd, _LEN.pack(len(frame)) + frame, off)
@@ -68,6 +71,20 @@ class AudioSpool:
             self._count += 1
             return self._count
 
+    @property
+    def sealed(self) -> bool:
+        """True once :meth:`seal` closed the writer's descriptors (no more appends)."""
+        with self._lock:
+            return self._data_fd < 0
+
+    def seal(self) -> None:
+        """No more frames: close the descriptors (reads go on, opening the files as needed)."""
+        with self._lock:
+            if self._data_fd >= 0:
+                os.close(self._data_fd)
+                os.close(self._idx_fd)
+                self._data_fd = self._idx_fd = -1
+
     def read(self, seq: int) -> bytes:
         """The frame stored for ``seq`` (any thread; ``seq`` must be below ``count``)."""
         with self._lock:
@@ -75,20 +92,35 @@ class AudioSpool:
                 raise IndexError(f"seq {seq} not in spool (0..{self._count - 1})")
             if self._closed:
                 raise ResonateError("the job's output spool was deleted", code=ErrorCode.UNKNOWN_JOB)
-            (off,) = _OFF.unpack(os.pread(self._idx_fd, _OFF.size, seq * _OFF.size))
-            (n,) = _LEN.unpack(os.pread(self._data_fd, _LEN.size, off))
-            frame = os.pread(self._data_fd, n, off + _LEN.size)
+            if self._data_fd >= 0:
+                return self._read(self._data_fd, self._idx_fd, seq)
+        try:
+            data_fd = os.open(self.directory / "audio.bin", os.O_RDONLY)
+        except FileNotFoundError:
+            raise ResonateError("the job's output spool was deleted", code=ErrorCode.UNKNOWN_JOB) from None
+        try:
+            idx_fd = os.open(self.directory / "audio.idx", os.O_RDONLY)
+            try:
+                return self._read(data_fd, idx_fd, seq)
+            finally:
+                os.close(idx_fd)
+        finally:
+            os.close(data_fd)
+
+    @staticmethod
+    def _read(data_fd: int, idx_fd: int, seq: int) -> bytes:
+        (off,) = _OFF.unpack(os.pread(idx_fd, _OFF.size, seq * _OFF.size))
+        (n,) = _LEN.unpack(os.pread(data_fd, _LEN.size, off))
+        frame = os.pread(data_fd, n, off + _LEN.size)
         if len(frame) != n:  # pragma: no cover - disk trouble
             raise ResonateError(f"spool frame {seq} is truncated", code=ErrorCode.INTERNAL_ERROR)
         return frame
 
     def delete(self) -> None:
         """Close and remove the spool folder."""
+        self.seal()
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self._data_fd)
-                os.close(self._idx_fd)
+            self._closed = True
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
