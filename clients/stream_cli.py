@@ -30,7 +30,7 @@ from typing import Any, Optional
 from resonate_protocol import ProtocolError
 
 from .file_stream import partial_path, stream_to_file
-from .python_client import AudioBlock, ConnectionLost, Info, Progress, ResonateClient
+from .python_client import AudioBlock, ConnectionLost, Info, JobDone, Progress, ResonateClient
 
 #: exit status of a run that failed with an error message (as ``resonate``'s other commands)
 EXIT_ERROR = 2
@@ -91,12 +91,36 @@ def stem_path(output: Path, kind: str, server_path: str) -> Path:
     return output.with_name(f"{output.stem}.{name}{suffix}")
 
 
-class _Console:
-    """Progress bars (tqdm, on stderr, one per stage, seconds of audio) and notes for one job."""
+#: the job's stages in the order they run (docs/protocol.md, ``progress``); unknown ones follow
+STAGE_ORDER = ("input", "restore", "master")
+#: plain-line mode: a line each time a bar passes another quarter
+_PLAIN_STEPS = 4
+#: plain-line mode without a known length: a line every this many seconds of audio
+_PLAIN_UNKNOWN_EVERY_S = 30.0
 
-    def __init__(self, quiet: bool):
+
+class _Console:
+    """Progress and notes for one job on ``stream`` (default stderr).
+
+    On a terminal: one tqdm bar per stage, stacked in the order the job runs
+    (input, restore, master, then the downloads), whatever order the server's
+    latest-value progress messages arrive in (a later stage's bar brings the
+    earlier ones with it).  Off a terminal (a log, a pipe) no cursor movement
+    is written: plain lines ``progress: restore 50% (12.5/25.0 s)`` at quarter
+    steps, as ``resonate process`` prints them.
+    """
+
+    def __init__(self, quiet: bool, stream=None, plain: Optional[bool] = None):
         self.quiet = quiet
-        self.bars: dict = {}
+        self.stream = stream or sys.stderr
+        if plain is None:
+            isatty = getattr(self.stream, "isatty", None)
+            plain = not (isatty and isatty())
+        self.plain = plain
+        self.bars: dict = {}  # stage -> tqdm bar, in screen order
+        self._plain_marks: dict = {}  # bar label -> last quarter printed
+        self._totals: dict = {}  # stage -> seconds in total (None: unknown)
+        self._done: dict = {}  # stage -> seconds done so far
         self.first_audio_s: Optional[float] = None
         self.t0 = time.monotonic()
 
@@ -106,53 +130,98 @@ class _Console:
         if self.bars:
             from tqdm import tqdm
 
-            tqdm.write(text, file=sys.stderr)
+            tqdm.write(text, file=self.stream)
         else:
-            print(text, file=sys.stderr)
+            print(text, file=self.stream, flush=True)
 
     def on_event(self, ev) -> None:
         if self.quiet:
             return
         if isinstance(ev, Progress):
-            self._progress(ev)
+            self._progress(ev.stage, ev.done, ev.total)
         elif isinstance(ev, Info):
             self.note(f"note: {ev.message}")
         elif isinstance(ev, AudioBlock) and self.first_audio_s is None:
             self.first_audio_s = time.monotonic() - self.t0
             self.note(f"first audio after {self.first_audio_s:.2f} s")
+        elif isinstance(ev, JobDone):
+            self.finish_stages()
 
-    def _progress(self, ev: Progress) -> None:
+    def finish_stages(self) -> None:
+        """At ``job_done`` every stage is complete (progress may have skipped the last values)."""
+        for stage in [s for s in STAGE_ORDER if s in self._totals] + \
+                [s for s in self._totals if s not in STAGE_ORDER]:
+            total = self._totals[stage]
+            if total:
+                self._progress(stage, total, total)
+
+    def _progress(self, stage: str, done: float, total: Optional[float]) -> None:
+        if stage in STAGE_ORDER:  # a later stage has begun, so the earlier ones are at least that far
+            k = STAGE_ORDER.index(stage)
+            for earlier in STAGE_ORDER[:k]:
+                # input >= restore (the output lags the input); master starts after the stream ended
+                implied = done if stage == "restore" else (total or self._totals.get(earlier))
+                if implied is not None and (earlier not in self._done or self._done[earlier] < implied):
+                    self._update(earlier, implied, self._totals.get(earlier) or total)
+        self._update(stage, done, total)
+
+    def _update(self, stage: str, done: float, total: Optional[float]) -> None:
+        if total or stage not in self._totals:
+            self._totals[stage] = total
+        done = self._done[stage] = max(done, self._done.get(stage, 0.0))  # never backwards
+        if self.plain:
+            self._plain(stage, done, total, "s")
+        else:
+            self._bar(stage, done, total)
+
+    def _plain(self, label: str, done: float, total: Optional[float], unit: str) -> None:
+        if total:
+            step = min(_PLAIN_STEPS, int(done / total * _PLAIN_STEPS + 1e-9))
+        else:
+            step = int(done // _PLAIN_UNKNOWN_EVERY_S)
+        if self._plain_marks.get(label, -1) >= step:
+            return
+        self._plain_marks[label] = step
+        scale, shown = (1e6, "MB") if unit == "B" else (1.0, "s")
+        if total:
+            pct = 100.0 * min(done, total) / total
+            self.note(f"progress: {label} {pct:.0f}% ({done / scale:.1f}/{total / scale:.1f} {shown})")
+        else:
+            self.note(f"progress: {label} {done / scale:.1f} {shown}")
+
+    def _bar(self, stage: str, done: float, total: Optional[float]):
         from tqdm import tqdm
 
-        bar = self.bars.get(ev.stage)
+        bar = self.bars.get(stage)
         if bar is None:
-            bar = tqdm(total=ev.total, desc=f"{ev.stage:>10}", unit="s", file=sys.stderr,
+            bar = tqdm(total=total, desc=f"{stage:>10}", unit="s", file=self.stream,
                        position=len(self.bars), leave=True, dynamic_ncols=True,
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
-                       if ev.total else "{desc}: {n:.1f} s [{elapsed}, {rate_fmt}]")
-            self.bars[ev.stage] = bar
-        if ev.total and bar.total != ev.total:
-            bar.total = ev.total
-        bar.n = min(ev.done, ev.total) if ev.total else ev.done
+                       if total else "{desc}: {n:.1f} s [{elapsed}, {rate_fmt}]")
+            self.bars[stage] = bar
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = min(done, total) if total else done
         bar.refresh()
+        return bar
 
     def download_bar(self, label: str):
-        """``on_progress(done, size)`` drawing a byte bar, or None when quiet."""
+        """``on_progress(done, size)`` for a download: a byte bar below the stage bars, or
+        plain lines; None when quiet."""
         if self.quiet:
             return None
+        if self.plain:
+            return lambda done, size: self._plain(label, done, size, "B")
         from tqdm import tqdm
 
-        bars: dict = {}
-
         def update(done: int, size: int) -> None:
-            bar = bars.get("bar")
+            bar = self.bars.get(label)
             if bar is None:
-                bar = bars["bar"] = tqdm(total=size, desc=f"{label:>10}", unit="B", unit_scale=True,
-                                         file=sys.stderr, leave=False, dynamic_ncols=True)
+                bar = self.bars[label] = tqdm(total=size, desc=f"{label:>10}", unit="B", unit_scale=True,
+                                              file=self.stream, position=len(self.bars), leave=True,
+                                              dynamic_ncols=True)
             bar.n = done
             bar.refresh()
-            if done >= size:
-                bar.close()
 
         return update
 

@@ -28,9 +28,9 @@ def _add_processing_options(p: argparse.ArgumentParser) -> None:
 
     g.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(),
                    help=f"processing strength (default: {DEFAULT_PRESET})")
-    g.add_argument("--settings", metavar="FILE", help="YAML/JSON file of setting overrides (same nesting as a preset)")
+    g.add_argument("--settings", metavar="FILE", help="YAML/JSON file of setting overrides (same nesting as a preset) (default: none)")
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one setting, e.g. --set mix.gains_db.vocals=2 (repeatable)")
+                   help="override one setting, e.g. --set mix.gains_db.vocals=2 (repeatable; default: none)")
     g.add_argument("--separator", choices=["auto", "demucs", "dsp"],
                    help="auto: Demucs when weights load, else DSP (default); demucs: fail without weights; dsp: weight-free")
     g.add_argument("--model", help="Demucs model name (default htdemucs)")
@@ -234,6 +234,18 @@ target is said on the last line.
 """
 
 
+_STREAM_EXAMPLES = """\
+examples:
+  resonate stream gig.m4a -o gig.restored.wav               a server on this machine (resonate serve)
+  resonate stream gig.m4a -o gig.wav --server box:8765 --token SECRET --preset aggressive
+  resonate stream gig.m4a -o gig.wav --send-stems           + gig.vocals.wav, gig.drums.wav, ...
+
+While the job runs the restored audio is written to a hidden .preview file
+beside the output (playable while it grows); the exact final master replaces
+it at -o when the job is done. Exit status: 0 done, 2 error.
+"""
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -318,13 +330,20 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--in-process", action="store_true", help="run jobs in-process instead of on Ray (default: Ray)")
     se.set_defaults(func=cmd_serve)
 
-    st = _subparser(sub, "stream", "upload a file to a server and write the result as it streams back")
-    st.add_argument("input")
-    st.add_argument("--server", default="ws://127.0.0.1:8765")
-    st.add_argument("--token")
-    st.add_argument("-o", "--output", required=True)
-    st.add_argument("--send-stems", action="store_true")
-    st.add_argument("-q", "--quiet", action="store_true")
+    st = _subparser(sub, "stream", "upload a file to a server and write the result as it streams back",
+                    _STREAM_EXAMPLES)
+    st.add_argument("input", help="recording to upload: wav, flac, mp3, ogg, m4a/aac, video")
+    st.add_argument("--server", default="ws://127.0.0.1:8765", metavar="URL",
+                    help="gateway address: ws://HOST:PORT, http://HOST:PORT or HOST:PORT (default: %(default)s)")
+    st.add_argument("--token", help="the server's --token (default: $RESONATE_TOKEN, else none)")
+    st.add_argument("-o", "--output", required=True,
+                    help="output file; the format follows its extension (wav, flac, mp3, ogg, opus) (required)")
+    st.add_argument("--send-stems", action="store_true",
+                    help="also stream the stems and download them beside the output as <name>.<stem>.<ext> "
+                         "(default: master only)")
+    st.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress or notes, only the result lines (default: progress on stderr, bars on a "
+                         "terminal, plain lines otherwise)")
     _add_processing_options(st)
     st.set_defaults(func=cmd_stream)
     return p

@@ -26,6 +26,7 @@ the peak number of windows in flight, actor recoveries.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -385,6 +386,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, connect_ti
     """
     if ray.is_initialized():
         return
+    # Ray 2.60 turns token authentication on for a new local cluster (kept) and
+    # warns about it at every start unless RAY_AUTH_MODE was set before ray was
+    # imported: that notice is for Ray's users, not ours.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if not address:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
                  log_to_driver=False, _system_config=LOCAL_RAY_CONFIG)

@@ -152,15 +152,47 @@ def preset_catalogue() -> dict:
 def serve_forever(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,
                   token: str | None = None, allow: list[Path] | None = None, workers: int | None = None,
                   local_ray: bool = True) -> int:
+    """Serve until SIGTERM or SIGINT, then stop cleanly: one line, exit status 0.
+
+    The signal handlers are installed after Ray started: Ray's own SIGTERM
+    handler (a native stack dump, then exit status 15) is replaced, so a
+    service manager's stop is an ordinary shutdown (jobs cancelled,
+    connections closed, Ray shut down).
+    """
     import asyncio
+    import signal
 
     server = build_server(host, port, address=address, token=token, allow=allow, workers=workers,
                           local_ray=local_ray)
     runner = "in-process" if not local_ray else (f"Ray cluster at {address}" if address else "local Ray")
-    print(f"Resonate gateway: {server.url}  (web page: {server.http_url}/, jobs on {runner}; "
-          f"results in {server._output_arg})", flush=True)
+    received: list[int] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal(sig: int) -> None:
+            received.append(sig)
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        await server.start()
+        print(f"Resonate gateway: {server.url}  (web page: {server.http_url}/, jobs on {runner}; "
+              f"results in {server._output_arg})", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
     try:
-        asyncio.run(server.serve_forever())
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(run())
+    except KeyboardInterrupt:  # a SIGINT before the handlers were installed
+        received.append(signal.SIGINT)
+    if local_ray:
+        import ray
+
+        ray.shutdown()
+    why = signal.Signals(received[0]).name if received else "done"
+    print(f"Resonate gateway stopped ({why})", flush=True)
     return 0

@@ -193,6 +193,8 @@ def test_a_text_file_named_wav_gets_a_clear_error(gateway, page, tmp_path):
     text = page.inner_text("#error")
     assert "could not be read as audio" in text and "not_audio" in text
     assert "not-really.wav" in text  # named as the user knows it, not as the server stored it
+    for jargon in ("libsndfile", "FFmpeg", "ffmpeg", "Errno", "/tmp/", "Traceback"):  # plain words only
+        assert jargon not in text, text
     _shot(page, "04-bad-file.png")
     assert page.page_errors == []  # type: ignore[attr-defined]
 
@@ -202,6 +204,7 @@ def test_a_server_that_went_away_is_reported(gateway, page):
         page.goto(f"http://127.0.0.1:{proxy.port}/")
         page.set_input_files("#file", str(EXAMPLE))
         proxy.target_port = free_port()  # nothing listens there any more
+        proxy.cut_all()  # and the connection the page opened on load is gone with the server
         page.click("#start")
         page.wait_for_function("window.resonate.lastError !== null", timeout=20000)
     err = _r(page, "lastError")
@@ -226,3 +229,45 @@ def test_the_page_msgpack_speaks_the_documented_bytes(gateway, page):
     refused = page.evaluate("""(bytes) => { try { window.resonate.msgpack.decode(new Uint8Array(bytes)); return null; }
         catch (e) { return String(e); } }""", list(msgpack.packb(msgpack.ExtType(1, b"x"))))
     assert refused is not None and "extension" in refused
+
+
+def test_server_status_shows_on_load_before_start(gateway, page):
+    page.goto(f"{gateway.http_url}/")
+    page.wait_for_function("document.getElementById('conn').dataset.state === 'connected'", timeout=15000)
+    page.wait_for_function("document.getElementById('conn').textContent.includes('jobs running')", timeout=15000)
+    text = page.inner_text("#conn")
+    assert text.startswith("server: connected") and "resonate-gateway" in text, text
+    assert _r(page, "jobState") == "idle" and page.is_disabled("#start")  # nothing chosen, nothing started
+    assert page.page_errors == []  # type: ignore[attr-defined]
+
+
+def test_the_page_fits_a_phone_and_sliders_use_the_theme(gateway, browser):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True)
+    try:
+        pg = ctx.new_page()
+        pg.goto(f"{gateway.http_url}/")
+        pg.wait_for_function("document.querySelectorAll('#stem-rows input[type=range]').length === 12")
+        pg.set_input_files("#file", str(EXAMPLE))  # a long file name and the metrics must fit too
+        pg.wait_for_function("window.resonate.originalDecoded", timeout=15000)
+        widths = pg.evaluate("() => [document.documentElement.scrollWidth, document.body.scrollWidth]")
+        assert max(widths) <= 390, widths  # no sideways scrolling
+        too_wide = pg.evaluate("""() => [...document.querySelectorAll('main *, header *')]
+            .filter(e => e.getBoundingClientRect().right > 390.5).map(e => e.id || e.tagName)""")
+        assert too_wide == []
+        accent = pg.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()")
+        colours = pg.evaluate("""() => [...document.querySelectorAll('input[type=range]')]
+            .map(e => getComputedStyle(e).accentColor)""")
+        assert accent == "#f0a040" and set(colours) == {"rgb(240, 160, 64)"}, colours
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "06-phone.png"), full_page=True)
+    finally:
+        ctx.close()
+
+
+def test_the_clock_shows_the_whole_duration(gateway, page):
+    page.goto(f"{gateway.http_url}/")
+    page.set_input_files("#file", str(EXAMPLE))
+    page.wait_for_function("window.resonate.originalDecoded", timeout=15000)
+    page.wait_for_function("document.getElementById('clock').textContent.endsWith('/ 0:25.0')", timeout=5000)
+    assert page.inner_text("#clock") == "0:00.0 / 0:25.0"  # position / the recording's length

@@ -274,13 +274,13 @@ def _try_pyav(p: Path, name: str, kind: str | None, sf_said_empty: bool,
         if sf_said_empty:
             raise EmptyAudioError(f"{name} contains no audio samples (zero-length recording).") from None
         if kind is not None:
-            raise TruncatedAudioError(
-                f"{name} looks like {kind} audio but cannot be opened ({e}): it is truncated "
+            raise TruncatedAudioError(  # plain words: the decoder's own error (and path) stay out
+                f"{name} looks like {kind} audio but cannot be opened: it is truncated "
                 "or corrupt (an m4a/mp4 cut off before its index, a damaged header). "
                 "Re-copy or re-export it.") from None
         raise NotAudioError(
-            f"{name} is not an audio file Resonate can read (neither libsndfile nor FFmpeg "
-            "recognise it). Use WAV, FLAC, MP3, Ogg, M4A/AAC or a video file with sound.") from None
+            f"{name} is not a recording in a format Resonate can read. "
+            "Use WAV, FLAC, MP3, Ogg, M4A/AAC or a video file with sound.") from None
     try:
         if not container.streams.audio:
             raise NotAudioError(

@@ -83,9 +83,9 @@ class SoundFileDecoder(_TruncationPolicy):
         while True:
             try:
                 data = self._read(frames)
-            except (sf.LibsndfileError, RuntimeError) as e:
+            except (sf.LibsndfileError, RuntimeError):
                 self._truncated(
-                    f"{os.path.basename(self.path)}: decoding failed at {done / rate:.2f} s ({e}). "
+                    f"{os.path.basename(self.path)}: decoding failed at {done / rate:.2f} s. "
                     "The file is truncated or corrupt; re-copy or re-export it.")
                 return
             if data.shape[0] == 0:
@@ -233,9 +233,9 @@ class PyAVDecoder(_TruncationPolicy):
                         if surplus_n > _PADDING_SLACK:  # the stated length was not exact
                             yield from surplus
                             surplus, end = [], None
-        except av.FFmpegError as e:
+        except av.FFmpegError:
             self._truncated(
-                f"{os.path.basename(self.path)}: decoding failed at {done / rate:.2f} s ({e}). "
+                f"{os.path.basename(self.path)}: decoding failed at {done / rate:.2f} s. "
                 "The file is truncated or corrupt; re-copy or re-export it.")
             return
         if end is not None and done < end - _PADDING_SLACK:

@@ -30,6 +30,7 @@ const app = {
   after: null, // Overview of the restored stream
   analysis: null,
   lastError: null,
+  connecting: null, // the connect in flight (a Promise), shared by whoever needs the connection
   reconnects: 0,
   notes: [],
   downloads: {},
@@ -77,8 +78,10 @@ function buildStemRows() {
   body.innerHTML = "";
   for (const s of S.STEMS) {
     const tr = document.createElement("tr");
+    const heads = { nr: "Noise reduction", eq: "EQ intensity", gain: "Level (dB)" }; // labels on a phone (style.css)
     tr.innerHTML = `<td>${s}</td>` + ["nr", "eq", "gain"].map((k) =>
-      `<td><input type="range" id="${k}-${s}"><output id="${k}-${s}-out"></output></td>`).join("");
+      `<td data-label="${heads[k]}"><input type="range" id="${k}-${s}" aria-label="${s} ${heads[k]}">` +
+      `<output id="${k}-${s}-out"></output></td>`).join("");
     body.appendChild(tr);
   }
   for (const [id, ctl] of Object.entries(S.CONTROLS)) {
@@ -254,17 +257,47 @@ async function ensureSession() {
     app.session.onDrop = onDrop;
   }
   if (!app.session.connected) {
-    setConn("connecting", "connecting…");
-    try {
-      await app.session.connect();
-    } catch (err) {
-      setConn("lost", "unreachable");
-      throw new GatewayError("server_unreachable",
-        `Cannot reach the Resonate server at ${location.host}: is \`resonate serve\` still running? (${err.message})`);
+    if (!app.connecting) { // one attempt at a time: the page-load connect and Start share it
+      app.connecting = (async () => {
+        setConn("connecting", "connecting…");
+        try {
+          await app.session.connect();
+        } catch (err) {
+          setConn("lost", "unreachable");
+          throw new GatewayError("server_unreachable",
+            `Cannot reach the Resonate server at ${location.host}: is \`resonate serve\` still running? (${err.message})`);
+        }
+        setConn("connected", "connected");
+      })().finally(() => { app.connecting = null; });
     }
-    setConn("connected", "connected");
+    await app.connecting;
   }
   return app.session;
+}
+
+// ---- server status (shown from page load, refreshed while idle) ---------------------------
+const STATUS_EVERY_MS = 10000;
+
+function jobActive() {
+  return !!app.job && ["connecting", "uploading", "running"].includes(app.job.state);
+}
+
+/** Connect (when not connected) and show what the server says about itself: name, jobs running. */
+async function refreshServerStatus() {
+  if ($("conn").dataset.state === "reconnecting" || app.connecting) return; // a connect is under way
+  if (!app.session || !app.session.connected) {
+    if (jobActive()) return;
+    try { await ensureSession(); } catch (err) { return; } // shown as "unreachable"
+  }
+  try {
+    const r = await fetch("health", { cache: "no-store" });
+    if (!r.ok) return;
+    const h = await r.json();
+    if (!app.session || !app.session.connected) return;
+    const busy = Number.isFinite(h.max_jobs) ? `${h.jobs_running} of ${h.max_jobs} jobs running` : "";
+    const name = (app.session.welcome && app.session.welcome.server) || h.server || "";
+    setConn("connected", `connected${name ? ` (${name})` : ""}${busy ? `, ${busy}` : ""}${h.status === "closing" ? ", shutting down" : ""}`);
+  } catch (err) { /* the websocket state stays shown */ }
 }
 
 async function onDrop() {
@@ -557,7 +590,7 @@ let lastDrawn = "";
 function frame() {
   const p = app.player;
   const pos = p.position();
-  $("clock").textContent = `${fmtTime(pos)} / ${fmtTime(p.durationS)}`;
+  $("clock").textContent = `${fmtTime(pos)} / ${fmtTime(Math.max(knownDuration() || 0, p.durationS))}`; // the whole recording
   const labels = { playing: "Pause", buffering: "Pause", waiting: "Pause" };
   $("play").textContent = labels[p.state] || "Play";
   $("buffer-note").textContent = p.state === "buffering" ? "Buffering: waiting for more restored audio…"
@@ -611,4 +644,6 @@ wireTransport();
 fillPresets();
 showSettings();
 loadCatalogue();
+refreshServerStatus(); // connect on load, not on Start: the status is there before anything is chosen
+setInterval(refreshServerStatus, STATUS_EVERY_MS);
 setInterval(frame, 200);
