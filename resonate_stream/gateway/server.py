@@ -412,7 +412,8 @@ class GatewayServer:
             job.end(P.Error.from_exception(error, job_id=job.id), state)
         else:
             fin = job.finished or Finished(report={}, outputs={})
-            job.end(P.JobDone(job_id=job.id, report=fin.report, outputs=fin.outputs), "done")
+            job.end(P.JobDone(job_id=job.id, report=fin.report, outputs=fin.outputs,
+                              provenance=fin.report.get("made_by") or {}), "done")
         log.info("job %s ended: %s (%d audio messages)", job.id, job.state, job.n_blocks)
         if job.upload is not None:
             job.upload.discard()
