@@ -10,6 +10,8 @@
         +--> one in-order lane per stem: StemProcessor (enhance + restore)
         +--> [polish lane, when cfg.polish is on: StreamingPolish (windowed MBD
         |    model stage over the enhanced stems) --> StemReblocker (1 s)]
+        |    (``polish.per_stem: false``: stems --> mixer lane --> StreamingPolish
+        |    over the mix --> StemReblocker --> preview-master lane)
         +--> mix/master lane: MixMaster --> ProcessedBlock(mix, preview, stems)
 
     end of stream (flush): separation drains (pieces as its last windows come
@@ -101,18 +103,24 @@ class JobGraph:
     def polish_config(self):
         """The job's :class:`~engine.polish.config.PolishConfig` when polish is on, else None.
 
-        Polish runs per stem; on the mix (``per_stem: false``) it would sit between
-        the mixer and the preview master, which are one lane today: refused.
+        Polish runs per stem (between the stem lanes and the mix lane), or on the
+        mix (``per_stem: false``: once, between the mixer and the preview master,
+        which then run as two lanes: :meth:`mixer_specs`).
         """
         p = getattr(self.cfg, "polish", None)
         if p is None or not p.enabled:
             return None
-        if not p.per_stem:
-            from .errors import SettingsError
-
-            raise SettingsError("polish.per_stem=false (polish the mix) is not available yet: "
-                                "use polish.per_stem=true")
         return p
+
+    @property
+    def polish_on_mix(self) -> bool:
+        """True when the polish lane sits on the mix (``polish.per_stem: false``)."""
+        p = self.polish_config
+        return p is not None and not p.per_stem
+
+    def mixer_specs(self) -> tuple[LaneSpec, LaneSpec]:
+        """``(mixer, preview master)`` specs: the mix lane split around a windowed lane on the mix."""
+        return (LaneSpec("mix", "mixer", (self.cfg, "mixer")), LaneSpec("mix", "master", (self.cfg, "master")))
 
     def local_polish(self):
         """The polish lane with its model in this process (None when polish is off)."""
@@ -212,7 +220,15 @@ class GraphPipeline:
         self._input = StemFifo()  # input, popped as the (delayed) stems come out
         stem_specs, mix_spec = graph.lane_specs()
         self.stem_lanes = {s: place_lane(spec) for s, spec in stem_specs.items()}
+        #: polish on the mix: stems -> mixer lane -> polish lane -> master lane (``mix_lane``)
+        self.polish_on_mix = polish is not None and tuple(polish.signals) == ("mix",)
+        self.mixer_lane = None
+        if self.polish_on_mix:
+            mixer_spec, mix_spec = graph.mixer_specs()
+            self.mixer_lane = place_lane(mixer_spec)
         self.mix_lane = place_lane(mix_spec)
+        self._premix = StemFifo()  # enhanced stems waiting for their polished mix (polish on the mix)
+        self.mixes_in_flight = 0  # blocks sent to the mixer lane, not yet answered
         self.stems_in_flight = 0  # blocks sent to the stem lanes, not yet answered
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self._gains: dict | None = None
@@ -222,12 +238,15 @@ class GraphPipeline:
     @property
     def lanes(self) -> dict:
         """Every in-order lane by name."""
-        return {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+        lanes = {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+        if self.mixer_lane is not None:
+            lanes["mixer"] = self.mixer_lane
+        return lanes
 
     @property
     def backlog(self) -> int:
         """Blocks queued on the in-order lanes."""
-        return max(self.stems_in_flight, len(self._mixed))
+        return max(self.stems_in_flight, self.mixes_in_flight, len(self._mixed))
 
     def _route(self, stems: dict) -> None:
         """Separated stems -> quality meter, re-blocker, stem lanes."""
@@ -254,6 +273,10 @@ class GraphPipeline:
             enhanced = {s: lane.pop() for s, lane in self.stem_lanes.items()}
             self.enhanced_s += block_samples(enhanced) / SAMPLE_RATE
             self._to_mix(enhanced)
+        while self.mixes_in_flight and (wait or self.mixer_lane.head_ready()):
+            self.mixes_in_flight -= 1
+            mix, _ = self.mixer_lane.pop()
+            self._polished(self.polish.process({"mix": mix}))
         while self._mixed and (wait or self.mix_lane.head_ready()):
             mix, preview = self.mix_lane.pop()
             out.append(ProcessedBlock(mix, preview, self._mixed.popleft()))
@@ -263,11 +286,27 @@ class GraphPipeline:
         """Enhanced stems -> (the polish lane, re-blocked to 1 s) -> the mix lane."""
         if self.polish is None:
             self._submit_mix(enhanced)
-            return
-        for block in self.polish_reblocker.process(self.polish.process(enhanced)):
+        elif self.polish_on_mix:
+            if block_samples(enhanced):
+                self.mixer_lane.submit("process", enhanced)
+                self._premix.push(enhanced)
+                self.mixes_in_flight += 1
+        else:
+            self._polished(self.polish.process(enhanced))
+
+    def _polished(self, part: dict) -> None:
+        """Polish lane output (stems, or ``{"mix": ...}``) -> re-blocked to 1 s -> the mix/master lane."""
+        for block in self.polish_reblocker.process(part):
             self._submit_mix(block)
 
     def _submit_mix(self, stems: dict) -> None:
+        if self.polish_on_mix:  # a polished mix block; its stems are the enhanced ones of the same samples
+            n = block_samples(stems)
+            if n == 0:
+                return
+            self.mix_lane.submit("process", stems)
+            self._mixed.append(self._premix.pop(n))
+            return
         self.mix_lane.submit("process", stems)
         self._mixed.append(stems)
 
@@ -297,16 +336,16 @@ class GraphPipeline:
             self._submit_mix(tails)
         else:
             self._to_mix(tails)
+            yield from self._drain(wait=True)  # polish on the mix: the mixer's last answers reach the polish lane
             for part in self.polish.drain():
-                for block in self.polish_reblocker.process(part):
-                    self._submit_mix(block)
+                self._polished(part)
                 yield from self._drain(wait=True)
             for block in self.polish_reblocker.flush():
                 self._submit_mix(block)
         yield from self._drain(wait=True)
         self.mix_lane.submit("flush")
         mix, preview = self.mix_lane.pop()
-        self._gains = self.mix_lane.query("stem_gains_db")
+        self._gains = (self.mixer_lane or self.mix_lane).query("stem_gains_db")
         yield ProcessedBlock(mix, preview, {})
 
     def separation_quality(self) -> dict:
