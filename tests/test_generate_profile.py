@@ -159,3 +159,46 @@ def test_generate_settings():
         GenerateConfig.from_dict({"mode": "remix"})
     with pytest.raises(SettingsError, match="crossfade_s"):
         GenerateConfig.from_dict({"window_s": 2.0, "crossfade_s": 1.5})
+
+
+def test_graph_in_generate_and_both_modes_labels_and_blends(tmp_path):
+    """The job graph with a generation lane (its windows from the tone stand-in above, not a model):
+    generate -> the master input is the generated stream; both -> the blend; stems stay restored."""
+    import dataclasses
+
+    from engine.graph import GraphPipeline, JobGraph, LocalLane
+    from engine.provenance import job_provenance
+    from engine.separation.streaming import StreamingSeparation
+    from resonate_stream.runner import build_separator_for
+    from resonate_stream.settings import Settings
+
+    settings = Settings.from_preset("balanced", {"separation": {"separator": "dsp", "segment_s": 1.0}})
+    x = stereo(chords(0.6, repeats=1))[:, :int(2.3 * SR)] * 0.5
+    g = GenerationGeometry(int(1.0 * SR), int(0.8 * SR))
+    outs = {}
+    for mode, blend in (("restore", 0.0), ("generate", 1.0), ("both", 0.25)):
+        cfg = settings.pipeline_config((20.0, 20000.0))
+        cfg = dataclasses.replace(cfg, generate=GenerateConfig(mode=mode, blend=blend if mode == "both" else 0.5))
+        sep = build_separator_for(settings)[0]
+        tones = _Tones(g)
+        gen = None if mode == "restore" else StreamingGeneration(InlineWindows(tones, run=tones.run),
+                                                                 {"name": "JASCO", "model": "tones (test)"})
+        p = GraphPipeline(JobGraph(cfg), StreamingSeparation(sep), LocalLane, sep.description, generation=gen)
+        blocks = []
+        for i in range(0, x.shape[1], 30000):
+            blocks += p.process(x[:, i:i + 30000])
+        blocks += list(p.flush())
+        outs[mode] = (np.concatenate([b.mix for b in blocks], axis=1),
+                      np.concatenate([b.stems["vocals"] for b in blocks if b.stems], axis=1), p)
+    restored, vocals, plain = outs["restore"]
+    generated, gen_vocals, p_gen = outs["generate"]
+    both, _, p_both = outs["both"]
+    assert restored.shape == generated.shape == both.shape == x.shape
+    np.testing.assert_array_equal(gen_vocals, vocals)  # the stems are the restored ones
+    assert p_gen.mode == "generate" and p_both.mode == "both" and plain.mode == "restore"
+    t = np.arange(int(0.7 * SR)) / SR
+    np.testing.assert_allclose(generated[0, :len(t)], 0.5 * np.sin(2 * np.pi * 200 * t), atol=1e-6)
+    np.testing.assert_allclose(both, 0.75 * restored + 0.25 * generated, atol=1e-6)
+    made = job_provenance(p_gen.polish_description, p_gen.generator_description, p_gen.mode)
+    assert made.kind == "AI-generated" and "JASCO" in made.summary()
+    assert job_provenance(None, p_both.generator_description, "both").kind == "restored+AI-generated"
