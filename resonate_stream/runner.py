@@ -405,6 +405,8 @@ def _report(info, settings, description, notes, analyzer_in, analyzer_out, maste
                    "time_to_first_audio_s": first_audio_s},
         "settings": settings.to_dict(),
         "polish": pipeline.polish_description,
+        "generation": getattr(pipeline, "generator_description", None),
+        "mode": getattr(pipeline, "mode", "restore"),
         "provenance": pipeline_provenance(pipeline).summary(),
         "made_by": pipeline_provenance(pipeline).to_dict(),
     }

@@ -6,7 +6,7 @@
   32 kHz, codebook size 2048, 640-sample hop = 50 frames/s, small hidden size)
   and ``t5-base`` (a random ``T5EncoderModel`` with ``d_model`` 768, one layer,
   and a sentencepiece tokenizer trained here on a few sentences);
-* ``torch_home/hub/checkpoints/955717e8-8726e21a.th``: a tiny HTDemucs where
+* ``hf_home/torch/hub/checkpoints/955717e8-8726e21a.th``: a tiny HTDemucs where
   ``demucs.pretrained.get_model('htdemucs')`` looks for it (the drums conditioner);
 * ``model_dir``: ``state_dict.bin`` (``best_state``, ``xp.cfg`` YAML composed
   from AudioCraft's own ``config/`` with ``solver=jasco/chords_drums_melody``,
@@ -105,7 +105,8 @@ def write_random_jasco(root: Path, vendor: Path, seed: int = 0) -> dict:
     from omegaconf import OmegaConf
 
     root = Path(root)
-    hf_home, torch_home, model_dir = root / "hf_home", root / "torch_home", root / "jasco"
+    hf_home, model_dir = root / "hf_home", root / "jasco"
+    torch_home = hf_home / "torch"  # generate.model_dir/torch: where the loader points TORCH_HOME
     model_dir.mkdir(parents=True, exist_ok=True)
     latent = write_random_encodec32(hf_home, seed)
     write_random_t5(hf_home, seed)

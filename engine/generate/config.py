@@ -34,8 +34,9 @@ class GenerateConfig:
     chords_mapping: AudioCraft's ``chord_to_index_mapping.pkl`` (its ``assets/``);
         None: ``chord_to_index_mapping.pkl`` inside ``model`` when it is a folder.
     model_dir: a Hugging Face cache folder (an ``HF_HOME``) for ``model`` and
-        its conditioners (``t5-base``, ``facebook/encodec_32khz``), read offline;
-        None: the default cache.
+        its conditioners (``t5-base``, ``facebook/encodec_32khz``), read offline,
+        and in its ``torch/`` sub-folder (a ``TORCH_HOME``) the drums conditioner's
+        ``htdemucs``; None: the default caches.
     text: the user's hints (genre, instruments); the detected key and tempo are appended.
     cfg_coef_all, cfg_coef_txt: JASCO's classifier-free guidance coefficients.
     steps: Euler steps of the flow-matching solver (cost is linear in it).

@@ -6,7 +6,8 @@ reads ``state_dict.bin`` (``best_state``, ``xp.cfg`` as YAML) and
 from a Hugging Face repository or a local folder; its conditioners load
 ``t5-base`` (text) and the HF EnCodec 32 kHz, the drums conditioner a Demucs
 model.  ``model_dir`` points the Hugging Face cache at a folder (offline) for
-the duration of the load, as the MBD loader does.  Weights: CC-BY-NC 4.0.
+the duration of the load, as the MBD loader does, and ``TORCH_HOME`` at its
+``torch/`` sub-folder when there is one (the drums conditioner's Demucs).  Weights: CC-BY-NC 4.0.
 
 :class:`JascoGenerator` turns a :class:`~engine.generate.profile.WindowProfile`
 and the window's drums stem into JASCO's conditions (chords with start times,
@@ -15,7 +16,9 @@ kHz) and returns the generated window at 44.1 kHz stereo (JASCO is mono).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,25 @@ def chords_mapping_path(cfg: GenerateConfig) -> Path:
     return p
 
 
+@contextlib.contextmanager
+def torch_home(model_dir):
+    """Within: ``TORCH_HOME`` is ``model_dir/torch`` when that folder exists (the drums conditioner's
+    ``demucs.pretrained.get_model('htdemucs')`` reads the torch-hub cache there)."""
+    folder = Path(model_dir) / "torch" if model_dir is not None else None
+    if folder is None or not folder.is_dir():
+        yield
+        return
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(folder)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_HOME", None)
+        else:
+            os.environ["TORCH_HOME"] = old
+
+
 def load_jasco(cfg: GenerateConfig, device: str):
     """``JASCO.get_pretrained`` on ``device`` (raises ``ModelUnavailableError`` with install/fetch hints)."""
     if importlib.util.find_spec("audiocraft") is None:
@@ -52,7 +74,7 @@ def load_jasco(cfg: GenerateConfig, device: str):
     except Exception as e:  # an AudioCraft without JASCO (the PyPI 1.3.0 sdist) or a broken install
         raise ModelUnavailableError(f"this AudioCraft has no JASCO ({e}); {INSTALL_HINT}") from None
     try:
-        with hub_cache(cfg.model_dir):
+        with hub_cache(cfg.model_dir), torch_home(cfg.model_dir):
             model = JASCO.get_pretrained(cfg.model, device=device, chords_mapping_path=str(mapping))
     except ModelUnavailableError:
         raise
