@@ -44,8 +44,9 @@ def gen_cfg(tiny):
 
 def _song(seconds: float) -> np.ndarray:
     n = int(seconds * SR)
-    x = 0.5 * chords(seconds / 4)[:n] + 0.5 * drums(120, seconds)[:n]
-    return stereo(np.pad(x, (0, n - len(x))))
+    c = chords(seconds / 4)[:n]
+    x = 0.5 * np.pad(c, (0, n - len(c))) + 0.5 * drums(120, seconds)[:n]
+    return stereo(x)
 
 
 def _joint_jumps(y: np.ndarray, stride: int, cross: int) -> tuple[float, float]:
