@@ -205,6 +205,11 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     emit(InfoEvent(f"separator: {description.get('separator')}", description))
     if pipeline.polish_description is not None:
         emit(InfoEvent(provenance(pipeline.polish_description), {"kind": "polish", **pipeline.polish_description}))
+    if getattr(pipeline, "generator_description", None) is not None:
+        from engine.generate.config import WARNING
+
+        emit(InfoEvent(f"{WARNING} Generating with {pipeline.generator_description.get('model')}.",
+                       {"kind": "generation", "mode": pipeline.mode, **pipeline.generator_description}))
     made_by = pipeline_provenance(pipeline)
     emit(InfoEvent(f"output: {made_by.summary()}", {"kind": "provenance", "provenance": made_by.to_dict()}))
     cache_state, cached = _attach_cache(pipeline, source, settings, cache, emit)
