@@ -202,3 +202,31 @@ def test_graph_in_generate_and_both_modes_labels_and_blends(tmp_path):
     made = job_provenance(p_gen.polish_description, p_gen.generator_description, p_gen.mode)
     assert made.kind == "AI-generated" and "JASCO" in made.summary()
     assert job_provenance(None, p_both.generator_description, "both").kind == "restored+AI-generated"
+
+
+def test_cli_generate_without_jasco_is_model_unavailable(tmp_path, capsys, monkeypatch):
+    """``resonate process --mode generate`` with no JASCO: one line, model_unavailable, exit 2, no file."""
+    import soundfile as sf
+
+    from resonate_stream.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = tmp_path / "in.wav"
+    sf.write(str(src), np.zeros((SR, 2), np.float32) + 0.01, SR)
+    empty = tmp_path / "jasco"
+    empty.mkdir()
+    rc = main(["process", str(src), "-o", str(tmp_path / "o.wav"), "-q", "--separator", "dsp", "--mode", "generate",
+               "--set", f"generate.model={empty}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error [model_unavailable]: "), err
+    assert "fetch jasco" in err[0] or "AudioCraft" in err[0]
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_models_lists_jasco_with_the_licence(capsys, monkeypatch, tmp_path):
+    from resonate_stream.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "--model-repo", str(tmp_path)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("jasco ")]
+    assert len(rows) == 1 and "JASCO" in rows[0] and "CC-BY-NC" in rows[0]
