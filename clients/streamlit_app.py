@@ -243,6 +243,9 @@ def main() -> None:
     sep = (rep.get("separation") or {}).get("separator", "?")
     ttfa = f"; first audio after {result.first_audio_s:.1f} s" if result.first_audio_s is not None else ""
     st.caption(f"separator: {sep}{ttfa}")
+    made_by = rep.get("made_by") or {}
+    if made_by.get("generative"):  # a generated file can never be mistaken for a restoration
+        st.warning(f"This output is {made_by.get('label')}: {made_by.get('summary')}")
     col1, col2 = st.columns(2)
     with col1:
         st.caption("Before")

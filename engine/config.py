@@ -18,6 +18,7 @@ from .errors import SettingsError
 from .master.config import MasterConfig
 from .mix import MixConfig
 from .polish.config import PolishConfig
+from .generate.config import GenerateConfig
 from .restore.config import RestoreConfig
 
 
@@ -41,6 +42,7 @@ class PipelineConfig:
     mix: MixConfig = setting(Section(MixConfig), factory=MixConfig)
     master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
+    generate: GenerateConfig = setting(Section(GenerateConfig), factory=GenerateConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
     preview_prior: object | None = None
     tonal_profile: object | None = None

@@ -10,6 +10,12 @@
         +--> one in-order lane per stem: StemProcessor (enhance + restore)
         +--> [polish lane, when cfg.polish is on: StreamingPolish (windowed MBD
         |    model stage over the enhanced stems) --> StemReblocker (1 s)]
+        |    (``polish.per_stem: false``: stems --> mixer lane --> StreamingPolish
+        |    over the mix --> StemReblocker --> preview-master lane)
+        +--> [generation lane, when cfg.generate.mode is generate|both: the separated
+        |    stems --> StreamingGeneration (profile, JASCO windows, crossfade); the
+        |    stems --> mixer lane; (1 - blend) * restored + blend * generated
+        |    --> preview-master lane]
         +--> mix/master lane: MixMaster --> ProcessedBlock(mix, preview, stems)
 
     end of stream (flush): separation drains (pieces as its last windows come
@@ -101,18 +107,48 @@ class JobGraph:
     def polish_config(self):
         """The job's :class:`~engine.polish.config.PolishConfig` when polish is on, else None.
 
-        Polish runs per stem; on the mix (``per_stem: false``) it would sit between
-        the mixer and the preview master, which are one lane today: refused.
+        Polish runs per stem (between the stem lanes and the mix lane), or on the
+        mix (``per_stem: false``: once, between the mixer and the preview master,
+        which then run as two lanes: :meth:`mixer_specs`).
         """
         p = getattr(self.cfg, "polish", None)
         if p is None or not p.enabled:
             return None
-        if not p.per_stem:
+        return p
+
+    @property
+    def polish_on_mix(self) -> bool:
+        """True when the polish lane sits on the mix (``polish.per_stem: false``)."""
+        p = self.polish_config
+        return p is not None and not p.per_stem
+
+    @property
+    def generate_config(self):
+        """The job's :class:`~engine.generate.config.GenerateConfig` when it generates, else None."""
+        g = getattr(self.cfg, "generate", None)
+        if g is None or not g.enabled:
+            return None
+        if self.polish_on_mix:
             from .errors import SettingsError
 
-            raise SettingsError("polish.per_stem=false (polish the mix) is not available yet: "
-                                "use polish.per_stem=true")
-        return p
+            raise SettingsError("generate.mode=generate|both with polish.per_stem=false is not supported: "
+                                "polish per stem (polish.per_stem=true) or turn polish off")
+        return g
+
+    def local_generation(self):
+        """The generation lane with JASCO in this process (None unless generating)."""
+        g = self.generate_config
+        if g is None:
+            return None
+        from .generate.jasco import build_generator
+        from .generate.streaming import StreamingGeneration, inline_generation
+
+        generator = build_generator(g)
+        return StreamingGeneration(inline_generation(generator), generator.description)
+
+    def mixer_specs(self) -> tuple[LaneSpec, LaneSpec]:
+        """``(mixer, preview master)`` specs: the mix lane split around a windowed lane on the mix."""
+        return (LaneSpec("mix", "mixer", (self.cfg, "mixer")), LaneSpec("mix", "master", (self.cfg, "master")))
 
     def local_polish(self):
         """The polish lane with its model in this process (None when polish is off)."""
@@ -196,7 +232,7 @@ class GraphPipeline:
     MAX_BLOCKS_QUEUED = 4
 
     def __init__(self, graph: JobGraph, separation: StreamingSeparation, place_lane: Callable[[LaneSpec], object],
-                 separator_description: dict, notes=(), runner: dict | None = None, polish=None):
+                 separator_description: dict, notes=(), runner: dict | None = None, polish=None, generation=None):
         self.graph = graph
         self.separation = separation
         #: the windowed polish lane between the stem lanes and the mix (None: off)
@@ -212,7 +248,25 @@ class GraphPipeline:
         self._input = StemFifo()  # input, popped as the (delayed) stems come out
         stem_specs, mix_spec = graph.lane_specs()
         self.stem_lanes = {s: place_lane(spec) for s, spec in stem_specs.items()}
+        #: polish on the mix: stems -> mixer lane -> polish lane -> master lane (``mix_lane``)
+        self.polish_on_mix = polish is not None and tuple(polish.signals) == ("mix",)
+        #: generation (``generate.mode`` generate|both): separated stems -> StreamingGeneration;
+        #: stems -> mixer lane; (1 - blend) * restored + blend * generated -> master lane
+        self.generation = generation
+        gen_cfg = getattr(graph.cfg, "generate", None)
+        self.mode = gen_cfg.mode if generation is not None else "restore"
+        self.generate_blend = 1.0 if self.mode == "generate" else (gen_cfg.blend if generation is not None else 0.0)
+        #: what generates (model, device, actors), None when not generating
+        self.generator_description = dict(generation.description) if generation is not None else None
+        self._restored, self._generated = StemFifo(), StemFifo()
+        self.split_mix = self.polish_on_mix or generation is not None
+        self.mixer_lane = None
+        if self.split_mix:
+            mixer_spec, mix_spec = graph.mixer_specs()
+            self.mixer_lane = place_lane(mixer_spec)
         self.mix_lane = place_lane(mix_spec)
+        self._premix = StemFifo()  # enhanced stems waiting for their polished mix (polish on the mix)
+        self.mixes_in_flight = 0  # blocks sent to the mixer lane, not yet answered
         self.stems_in_flight = 0  # blocks sent to the stem lanes, not yet answered
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self._gains: dict | None = None
@@ -223,12 +277,15 @@ class GraphPipeline:
     @property
     def lanes(self) -> dict:
         """Every in-order lane by name."""
-        return {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+        lanes = {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+        if self.mixer_lane is not None:
+            lanes["mixer"] = self.mixer_lane
+        return lanes
 
     @property
     def backlog(self) -> int:
         """Blocks queued on the in-order lanes."""
-        return max(self.stems_in_flight, len(self._mixed))
+        return max(self.stems_in_flight, self.mixes_in_flight, len(self._mixed))
 
     def _route(self, stems: dict) -> None:
         """Separated stems -> quality meter, re-blocker, stem lanes."""
@@ -244,6 +301,8 @@ class GraphPipeline:
         for s, lane in self.stem_lanes.items():
             lane.submit("process", block[s])
         self.stems_in_flight += 1
+        if self.generation is not None:  # the separated stems stream into the profile / generation lane too
+            self._generated_in(self.generation.process(block))
 
     def _drain(self, wait: bool) -> list[ProcessedBlock]:
         """Answered stem blocks -> the mix lane; answered mixes -> :class:`ProcessedBlock` s."""
@@ -255,22 +314,67 @@ class GraphPipeline:
             enhanced = {s: lane.pop() for s, lane in self.stem_lanes.items()}
             self.enhanced_s += block_samples(enhanced) / SAMPLE_RATE
             self._to_mix(enhanced)
+        while self.mixes_in_flight and (wait or self.mixer_lane.head_ready()):
+            self.mixes_in_flight -= 1
+            mix, _ = self.mixer_lane.pop()
+            if self.polish_on_mix:
+                self._polished(self.polish.process({"mix": mix}))
+            else:  # generation: the restored mix waits for the generated audio of the same samples
+                self._restored.push({"mix": mix})
+                self._join_generated()
         while self._mixed and (wait or self.mix_lane.head_ready()):
             mix, preview = self.mix_lane.pop()
             out.append(ProcessedBlock(mix, preview, self._mixed.popleft()))
         return out
 
     def _to_mix(self, enhanced: dict) -> None:
-        """Enhanced stems -> (the polish lane, re-blocked to 1 s) -> the mix lane."""
-        if self.polish is None:
-            self._submit_mix(enhanced)
-            return
-        for block in self.polish_reblocker.process(self.polish.process(enhanced)):
-            self._submit_mix(block)
+        """Enhanced stems -> (the per-stem polish lane, re-blocked to 1 s) -> the mixer."""
+        if self.polish is not None and not self.polish_on_mix:
+            self._polished(self.polish.process(enhanced))
+        else:
+            self._mix_in(enhanced)
 
-    def _submit_mix(self, stems: dict) -> None:
-        self.mix_lane.submit("process", stems)
-        self._mixed.append(stems)
+    def _polished(self, part: dict) -> None:
+        """Polish lane output (stems, or ``{"mix": ...}``) -> re-blocked to 1 s -> the mixer / master lane."""
+        for block in self.polish_reblocker.process(part):
+            if self.polish_on_mix:
+                self._master_in(block)
+            else:
+                self._mix_in(block)
+
+    def _mix_in(self, stems: dict) -> None:
+        """Stems -> the mix/master lane, or (split mix: polish on the mix, generation) the mixer lane."""
+        if not self.split_mix:
+            self.mix_lane.submit("process", stems)
+            self._mixed.append(stems)
+        elif block_samples(stems):
+            self.mixer_lane.submit("process", stems)
+            self._premix.push(stems)
+            self.mixes_in_flight += 1
+
+    def _master_in(self, mix: dict) -> None:
+        """A (polished or generated) ``{"mix": ...}`` block -> the preview master; its stems are
+        the enhanced ones of the same samples."""
+        n = block_samples(mix)
+        if n == 0:
+            return
+        self.mix_lane.submit("process", mix)
+        self._mixed.append(self._premix.pop(n))
+
+    def _join_generated(self) -> None:
+        """Restored and generated audio of the same samples -> ``(1 - blend) * restored + blend * generated``."""
+        n = min(self._restored.available, self._generated.available)
+        if n == 0:
+            return
+        restored, generated = self._restored.pop(n)["mix"], self._generated.pop(n)["mix"]
+        b = np.float32(self.generate_blend)
+        mix = generated if b == 1 else ((1 - b) * restored + b * generated).astype(np.float32)
+        self._master_in({"mix": mix})
+
+    def _generated_in(self, audio: np.ndarray) -> None:
+        if audio.shape[1]:
+            self._generated.push({"mix": audio})
+            self._join_generated()
 
     def process(self, block: np.ndarray) -> list[ProcessedBlock]:
         """Consume one input block ``(2, n)``; return the processed blocks ready now."""
@@ -295,20 +399,22 @@ class GraphPipeline:
             lane.submit("flush")
         tails = {s: lane.pop() for s, lane in self.stem_lanes.items()}
         self._stage_reports = {s: lane.query("stage_reports") for s, lane in self.stem_lanes.items()}
-        if self.polish is None:
-            self._submit_mix(tails)
-        else:
-            self._to_mix(tails)
+        self._to_mix(tails)
+        if self.polish is not None:
+            yield from self._drain(wait=True)  # polish on the mix: the mixer's last answers reach the polish lane
             for part in self.polish.drain():
-                for block in self.polish_reblocker.process(part):
-                    self._submit_mix(block)
+                self._polished(part)
                 yield from self._drain(wait=True)
             for block in self.polish_reblocker.flush():
-                self._submit_mix(block)
+                self._master_in(block) if self.polish_on_mix else self._mix_in(block)
         yield from self._drain(wait=True)
+        if self.generation is not None:
+            for part in self.generation.drain():
+                self._generated_in(part)
+                yield from self._drain(wait=True)
         self.mix_lane.submit("flush")
         mix, preview = self.mix_lane.pop()
-        self._gains = self.mix_lane.query("stem_gains_db")
+        self._gains = (self.mixer_lane or self.mix_lane).query("stem_gains_db")
         yield ProcessedBlock(mix, preview, {})
 
     def separation_quality(self) -> dict:
@@ -334,4 +440,5 @@ class LocalPipeline(GraphPipeline):
     def __init__(self, separator, cfg, stems=STEM_NAMES, notes=()):
         graph = JobGraph(cfg, stems)
         super().__init__(graph, StreamingSeparation(separator), LocalLane,
-                         separator.description, notes=notes, polish=graph.local_polish())
+                         separator.description, notes=notes, polish=graph.local_polish(),
+                         generation=graph.local_generation())

@@ -104,11 +104,19 @@ class MixMaster:
     """
 
     latency = 0
+    #: what one lane of this class runs: both, the mixer only, or the preview master only
+    PARTS = ("mix+master", "mixer", "master")
 
-    def __init__(self, cfg: PipelineConfig):
+    def __init__(self, cfg: PipelineConfig, part: str = "mix+master"):
         from .master.preview import PreviewMaster
         from .mix import StemMixer
 
+        if part not in self.PARTS:
+            raise ValueError(f"MixMaster part must be one of {self.PARTS}, got {part!r}")
+        #: with a windowed lane on the mix (MBD polish, ``per_stem: false``) the
+        #: mixer and the preview master are two lanes: ``mixer`` returns
+        #: ``(mix, empty)``; ``master`` takes ``{"mix": mix}`` and returns ``(mix, preview)``
+        self.part = part
         self.mixer = StemMixer(cfg.mix, sample_rate=SAMPLE_RATE)
         m = cfg.master
         self.preview = LatencyAligned(PreviewMaster(target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp,
@@ -118,11 +126,16 @@ class MixMaster:
         self.held = self.preview.stage.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.part == "master":
+            mix = np.asarray(stems["mix"], np.float32)
+            return mix, self.preview.process(mix)
         mix = self.mixer.process(stems)
+        if self.part == "mixer":
+            return mix, empty_block()
         return mix, self.preview.process(mix)
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        return empty_block(), self.preview.flush()
+        return empty_block(), (empty_block() if self.part == "mixer" else self.preview.flush())
 
     def reset(self) -> None:
         self.mixer.reset()

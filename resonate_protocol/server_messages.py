@@ -170,12 +170,21 @@ class Audio(Message):
 @dataclass(frozen=True)
 class JobDone(Message):
     """The job ended well (sent after its last ``audio``): ``report`` (plain map),
-    ``outputs`` (kind -> server path or URL)."""
+    ``outputs`` (kind -> server path or URL), ``provenance`` (what made the
+    master: ``{kind: "restored" | "restored+polished" | "AI-generated" |
+    "restored+AI-generated", label, summary, generative, mode, models: [...]}``;
+    empty from servers that predate it)."""
 
     TYPE: ClassVar[str] = "job_done"
     job_id: str
     report: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def generated(self) -> bool:
+        """True when the master is (partly) AI-generated: never a restoration."""
+        return "AI-generated" in str(self.provenance.get("kind", ""))
 
     @classmethod
     def _from_fields(cls, f: Fields) -> "JobDone":
@@ -186,6 +195,7 @@ class JobDone(Message):
             job_id=f.str("job_id", pattern=JOB_ID_RE),
             report=f.map("report", required=False, default=None, nullable=True) or {},
             outputs=outputs,
+            provenance=f.map("provenance", required=False, default=None, nullable=True) or {},
         )
 
 

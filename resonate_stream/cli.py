@@ -43,6 +43,10 @@ def _add_processing_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--polish", choices=["off", "mbd"],
                    help="MultiBandDiffusion polish of the enhanced stems (AudioCraft + MBD weights, CC-BY-NC; "
                         "a GPU feature: about 44x slower than real time on 2 CPU cores) (default: off)")
+    g.add_argument("--mode", choices=["restore", "generate", "both"],
+                   help="restore (default); generate: NEW music by JASCO from the recording's chords, melody, "
+                        "drums, key and tempo, labelled AI-generated (weights CC-BY-NC); both: restored and "
+                        "generated blended (generate.blend)")
     e = p.add_argument_group("export")
     e.add_argument("--format", choices=list(EXPORT_FORMATS),
                    help="output format; must agree with the -o extension (default: from the -o extension; wav "
@@ -74,6 +78,7 @@ def settings_from_args(args: argparse.Namespace, output: Path | None = None):
         ("separation", "device"): args.device,
         ("separation", "quality"): args.quality,
         ("polish", "mode"): getattr(args, "polish", None),
+        ("generate", "mode"): getattr(args, "mode", None),
         ("export", "bit_depth"): args.bit_depth,
         ("export", "mp3_bitrate"): args.mp3_bitrate,
         ("export", "sample_rate"): (args.sample_rate if args.sample_rate in (None, "keep") else int(args.sample_rate)),
@@ -125,10 +130,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.fetch:
         for name in args.fetch:
+            if name == "jasco":
+                from .polish_models import fetch_jasco
+
+                print(fetch_jasco())
+                continue
             print(fetch_mbd(name) if name.startswith("mbd-") else fetch_model(name, args.model_repo))
         return 0
     rows = [{**r, "kind": "Demucs"} for r in list_models(args.model_repo)]
     rows += [{**r, "kind": "MBD polish"} for r in list_mbd()]
+    from .polish_models import list_jasco
+
+    rows += [{**r, "kind": "JASCO"} for r in list_jasco()]
     print(f"{'model':<14} {'kind':<11} {'status':<8} where / licence")
     for row in rows:
         mark = "present" if row["present"] else "missing"

@@ -39,6 +39,8 @@ def outcome_line(report: dict, master_path: Any) -> str:
     m = report.get("master") or {}
     sep = report.get("separation") or {}
     how = f"separator: {sep.get('separator', '?')}" + (", cached stems" if sep.get("cache") == "hit" else "")
+    if (report.get("made_by") or {}).get("generative"):  # a generated/polished file says so on its last line
+        how += f"; {report['made_by']['summary']}"
     target = m.get("target_lufs")
     if _silent(report):
         return (f"wrote {master_path}: the input is silent or below the {SILENCE_GATE_LUFS:.0f} LUFS gate, "

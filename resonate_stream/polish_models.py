@@ -48,6 +48,35 @@ def list_mbd(model_dir: str | Path | None = None) -> list[dict]:
     return rows
 
 
+JASCO_MODELS = ("facebook/jasco-chords-drums-melody-400M", "facebook/jasco-chords-drums-400M",
+                "facebook/jasco-chords-drums-1B")
+
+
+def list_jasco(model_dir: str | Path | None = None) -> list[dict]:
+    """One row for JASCO (generation mode): present when a released checkpoint and its EnCodec 32 kHz are cached."""
+    installed = importlib.util.find_spec("audiocraft") is not None
+    have = [m for m in JASCO_MODELS if _cached(m, "state_dict.bin", model_dir)]
+    present = bool(have) and _cached("facebook/encodec_32khz", "config.json", model_dir)
+    if not installed:
+        where = "needs AudioCraft: python -m resonate_stream.audiocraft_install"
+    elif present:
+        where = f"{have[0]} in " + (f"model dir {model_dir}" if model_dir else "the Hugging Face cache")
+    else:
+        where = ("resonate models --fetch jasco  (needs internet), or generate.model = a local folder "
+                 "(state_dict.bin + compression_state_dict.bin)")
+    return [{"name": "jasco", "present": present, "where": where, "licence": LICENCE}]
+
+
+def fetch_jasco() -> str:
+    """Load the default JASCO through AudioCraft, which downloads it (and t5-base, EnCodec 32 kHz) when online."""
+    from engine.generate.config import GenerateConfig
+    from engine.generate.jasco import load_jasco
+
+    cfg = GenerateConfig(mode="generate")
+    load_jasco(cfg, "cpu")
+    return f"jasco: {cfg.model} loaded and present in the Hugging Face cache (weights {LICENCE})"
+
+
 def fetch_mbd(name: str) -> str:
     """Load ``mbd-<bw>kbps`` through AudioCraft, which downloads it into the HF cache when online."""
     from engine.errors import SettingsError

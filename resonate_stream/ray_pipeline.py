@@ -313,7 +313,7 @@ class RayPipeline(GraphPipeline):
     def __init__(self, pool: SeparatorPool, cfg: PipelineConfig, *, inflight_per_actor: int = 2,
                  preroll_s: float = 5.0, snapshot_every_s: float | None = 5.0,
                  stage_actors: StageActorPool | None = None, stems=STEM_NAMES, polish_pool=None,
-                 separation: SeparationSettings | None = None):
+                 separation: SeparationSettings | None = None, generator_pool=None):
         variant, g = pool.geometry_for(separation)
         self.pool = pool
         self.pool_windows = PoolWindows(pool, inflight_per_actor * len(pool.actors), variant, g["geometry"])
@@ -329,7 +329,8 @@ class RayPipeline(GraphPipeline):
         graph = JobGraph(cfg, stems)
         super().__init__(graph, StreamingSeparation(windows=self.pool_windows), place_lane,
                          g["description"], notes=g["notes"], runner={"actors": len(pool.actors), "runner": "ray"},
-                         polish=_ray_polish(graph, polish_pool, inflight_per_actor))
+                         polish=_ray_polish(graph, polish_pool, inflight_per_actor),
+                         generation=_ray_generation(graph, generator_pool, inflight_per_actor))
 
     def stats(self) -> dict:
         """Counters of this job: windows per separator actor, peak windows in flight (bound
@@ -419,3 +420,18 @@ def _check_reachable(address: str, timeout_s: float) -> None:
         raise RayClusterUnavailableError(
             f"no Ray cluster answers at {address} ({reason}); start one with `ray start --head` on that "
             "machine, check the address and port, or leave --address out to run Ray locally") from None
+
+
+def _ray_generation(graph: JobGraph, generator_pool, inflight_per_actor: int):
+    """The job's generation lane over ``generator_pool`` (a :class:`~resonate_stream.generator_pool.GeneratorPool`
+    started with the job's generate settings), or None when the job does not generate."""
+    g = graph.generate_config
+    if g is None:
+        return None
+    if generator_pool is None:
+        raise SettingsError("generate.mode=generate|both on Ray needs a generator actor pool (resonate_stream."
+                            "generator_pool.GeneratorPool) started with the same generate settings")
+    from engine.generate.streaming import StreamingGeneration
+
+    windows = PoolWindows(generator_pool, inflight_per_actor * len(generator_pool.actors))
+    return StreamingGeneration(windows, generator_pool.description)

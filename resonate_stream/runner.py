@@ -28,6 +28,7 @@ from engine.master.preview import PreviewPrior
 from engine.restore.tonal import TonalProfile
 from engine.config import PipelineConfig
 from engine.polish.factory import provenance
+from engine.provenance import Provenance, job_provenance
 
 from .events import AudioChunk, EventSink, Finished, InfoEvent, ProgressEvent
 from .settings import Settings
@@ -130,7 +131,8 @@ def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
 class _Writers:
     """The job's files: stored unmastered mix (temp) and optional stems; all atomic."""
 
-    def __init__(self, workdir: Path, outputs: OutputSpec, settings: Settings, source_name: str):
+    def __init__(self, workdir: Path, outputs: OutputSpec, settings: Settings, source_name: str,
+                 made_by: Provenance | None = None):
         from engine.io.encode import AudioWriter
 
         self.mix_path = workdir / "mix_unmastered.wav"
@@ -144,7 +146,9 @@ class _Writers:
             for s in STEM_NAMES:
                 p = Path(outputs.stems_dir) / f"{base}.{s}.{ex.format}"
                 self.stem_paths[s] = p
-                self.stems[s] = AudioWriter(p, format=ex.format, sample_rate=stem_rate, bit_depth=int(ex.bit_depth))
+                tags = stem_provenance(made_by).tags(f"{base} ({s})")
+                self.stems[s] = AudioWriter(p, format=ex.format, sample_rate=stem_rate, bit_depth=int(ex.bit_depth),
+                                            tags=tags)
 
     def write(self, mix: np.ndarray, stems: dict) -> None:
         if mix.shape[1]:
@@ -202,10 +206,17 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     emit(InfoEvent(f"separator: {description.get('separator')}", description))
     if pipeline.polish_description is not None:
         emit(InfoEvent(provenance(pipeline.polish_description), {"kind": "polish", **pipeline.polish_description}))
+    if getattr(pipeline, "generator_description", None) is not None:
+        from engine.generate.config import WARNING
+
+        emit(InfoEvent(f"{WARNING} Generating with {pipeline.generator_description.get('model')}.",
+                       {"kind": "generation", "mode": pipeline.mode, **pipeline.generator_description}))
+    made_by = pipeline_provenance(pipeline)
+    emit(InfoEvent(f"output: {made_by.summary()}", {"kind": "provenance", "provenance": made_by.to_dict()}))
     cache_state, cached = _attach_cache(pipeline, source, settings, cache, emit)
 
     workdir = Path(tempfile.mkdtemp(prefix="resonate-job-", dir=str(Path(outputs.master).parent)))
-    writers = _Writers(workdir, outputs, settings, info.name)
+    writers = _Writers(workdir, outputs, settings, info.name, made_by)
     seq = 0
     offset = 0
     consumed = 0
@@ -253,7 +264,8 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         if cancel is not None and cancel.is_set():
             raise JobCancelled("job cancelled")
         master_report, analyzer_out = _final_master(writers.mix_path, outputs.master, settings, total, emit,
-                                                    source_rate=info.sample_rate)
+                                                    source_rate=info.sample_rate,
+                                                    tags=made_by.tags(Path(info.name).stem))
         report = _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report,
                          pipeline, band, total, time.perf_counter() - t0, first_audio_s)
         report["separation"]["cache"] = cache_state
@@ -326,7 +338,7 @@ def _describe_analysis(a: dict) -> str:
 
 
 def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: float, emit: EventSink,
-                  source_rate: int | None = None):
+                  source_rate: int | None = None, tags: dict | None = None):
     """Exact second pass on the stored mix -> the export file; returns (report, output analyzer).
 
     The mix is resampled to the export rate *before* the final limiter, so the
@@ -342,7 +354,7 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
     rate = int(source_rate or SAMPLE_RATE) if ex.sample_rate == "keep" else int(ex.sample_rate)
     analyzer = AudioAnalyzer(rate)
     writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth), input_rate=rate,
-                         mp3_bitrate=ex.mp3_bitrate)
+                         mp3_bitrate=ex.mp3_bitrate, tags=tags)
     written = 0
 
     def read_blocks():
@@ -400,7 +412,10 @@ def _report(info, settings, description, notes, analyzer_in, analyzer_out, maste
                    "time_to_first_audio_s": first_audio_s},
         "settings": settings.to_dict(),
         "polish": pipeline.polish_description,
-        "provenance": provenance(pipeline.polish_description),
+        "generation": getattr(pipeline, "generator_description", None),
+        "mode": getattr(pipeline, "mode", "restore"),
+        "provenance": pipeline_provenance(pipeline).summary(),
+        "made_by": pipeline_provenance(pipeline).to_dict(),
     }
 
 
@@ -408,6 +423,20 @@ def _stage_reports(pipeline) -> dict | None:
     """Per stem, what each self-measuring stage changed and whether it backed off."""
     get = getattr(pipeline, "stage_reports", None)
     return get() if callable(get) else None
+
+
+def pipeline_provenance(pipeline: GraphPipeline) -> Provenance:
+    """What made the job's main output (from what the pipeline's lanes run)."""
+    return job_provenance(pipeline.polish_description, getattr(pipeline, "generator_description", None),
+                          getattr(pipeline, "mode", "restore"))
+
+
+def stem_provenance(made_by: Provenance | None) -> Provenance:
+    """The stems are the separated, restored input (polished when MBD ran per stem), never generated."""
+    if made_by is None:
+        return Provenance()
+    polish = [m for m in made_by.models if m.get("role") == "polish" and m.get("on") != "mix"]
+    return Provenance("restored+polished" if polish else "restored", tuple(polish), "restore")
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -40,6 +40,7 @@ class SeparatorPools:
         self._lock = threading.Lock()
         self._stage_actors = None
         self._polish: dict = {}
+        self._generators: dict = {}
         self._warm = warm_stage_actors
 
     def stage_actors(self):
@@ -98,12 +99,28 @@ class SeparatorPools:
                 pool = self._polish.setdefault(key, pool)
         return pool
 
+    def generator(self, generate):
+        """The shared JASCO generator pool for ``generate`` (a GenerateConfig), None when not generating."""
+        if not generate.enabled:
+            return None
+        from .generator_pool import GeneratorPool
+
+        key = tuple(sorted((k, v) for k, v in generate.to_dict().items() if k not in ("mode", "blend")))
+        with self._lock:
+            pool = self._generators.get(key)
+        if pool is None:  # built outside the lock, as the polish pool
+            pool = GeneratorPool(generate)
+            with self._lock:
+                pool = self._generators.setdefault(key, pool)
+        return pool
+
     def factory(self, settings, cfg):
         """A ``pipeline_factory`` for the runner: the Ray pipeline on the shared pools."""
         from .ray_pipeline import RayPipeline
 
         return RayPipeline(self.get(settings.separation), cfg, stage_actors=self.stage_actors(),
-                           polish_pool=self.polish(settings.polish), separation=settings.separation)
+                           polish_pool=self.polish(settings.polish), separation=settings.separation,
+                           generator_pool=self.generator(settings.generate))
 
 
 def build_server(host: str = "127.0.0.1", port: int = 8765, *, address: str | None = None,

@@ -19,6 +19,7 @@ Sections:
 ``master``      loudness target, true-peak ceiling, limiter (``engine.master.config.MasterConfig``)
 ``export``      output file format (:class:`ExportSettings`): the one place the format is chosen
 ``polish``      MBD polish after enhancement (``engine.polish.config.PolishConfig``; off by default)
+``generate``    JASCO generation mode (``engine.generate.config.GenerateConfig``; ``restore`` by default)
 ``adaptive``    adapt the enhancement to the input's measured SNR (see
                 ``resonate_stream.strategy``); false keeps the preset exactly
 
@@ -43,6 +44,7 @@ from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
 from engine.errors import SettingsError
 from engine.master.config import MasterConfig
 from engine.polish.config import PolishConfig
+from engine.generate.config import GenerateConfig
 from engine.mix import MixConfig
 from engine.restore.config import RestoreConfig
 
@@ -122,6 +124,7 @@ class Settings:
     export: ExportSettings = setting(Section(ExportSettings), factory=ExportSettings)
     adaptive: bool = setting(Flag(), True)
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
+    generate: GenerateConfig = setting(Section(GenerateConfig), factory=GenerateConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "")
@@ -161,7 +164,7 @@ class Settings:
         """The typed sections the in-order stages read, with what was measured on the input's
         first seconds (band limits, ``engine.master.preview.PreviewPrior``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
-                              polish=self.polish, band_limits_hz=tuple(band_limits_hz),
+                              polish=self.polish, generate=self.generate, band_limits_hz=tuple(band_limits_hz),
                               preview_prior=preview_prior, tonal_profile=tonal_profile)
 
 

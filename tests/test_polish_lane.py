@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("audiocraft", reason="AudioCraft not installed: python -m resonate_stream.audiocraft_install")
 
-from engine.errors import SettingsError  # noqa: E402
 from engine.graph import LocalPipeline  # noqa: E402
 from engine.polish.config import PolishConfig  # noqa: E402
 from engine.polish.factory import build_polisher, provenance  # noqa: E402
@@ -128,9 +127,47 @@ def test_process_file_with_polish_reports_what_ran(tmp_path, polish_cfg):
     assert plain.report["polish"] is None and plain.report["provenance"] == "restored"
 
 
-def test_polish_on_the_mix_is_refused_with_a_settings_error(settings, cfg, polish_cfg):
-    with pytest.raises(SettingsError, match="per_stem"):
-        LocalPipeline(separator(settings), dataclasses.replace(cfg, polish=dataclasses.replace(polish_cfg, per_stem=False)))
+@pytest.fixture(scope="module")
+def on_mix(settings, cfg, polish_cfg, in_process):
+    """``polish.per_stem: false`` in this process: (mix polish config, plain output, output)."""
+    x, plain, _, _ = in_process
+    mix_cfg = dataclasses.replace(polish_cfg, per_stem=False)
+    pipeline = LocalPipeline(separator(settings), dataclasses.replace(cfg, polish=mix_cfg))
+    assert pipeline.polish_on_mix and pipeline.polish.signals == ("mix",)
+    return mix_cfg, plain, run(pipeline, x), pipeline
+
+
+def test_polish_on_the_mix_polishes_the_mixer_output_once(on_mix):
+    """per_stem: false: stems -> mixer -> MBD over the mix (streamed == whole-file windows) -> preview master."""
+    from engine.polish.streaming import polish_whole
+
+    mix_cfg, plain, got, pipeline = on_mix
+    for name in ("vocals", "drums", "bass", "other"):
+        np.testing.assert_array_equal(got[name], plain[name])  # the stems are not polished
+    polisher = build_polisher(mix_cfg, ("mix",))
+    expected = polish_whole(polisher, {"mix": plain["mix"]}, mix_cfg.blend)["mix"]
+    assert np.abs(got["mix"] - plain["mix"]).max() > 1e-4  # MBD ran on the mix
+    np.testing.assert_allclose(got["mix"], expected, atol=1e-5)
+    assert pipeline.stem_gains_db() is not None and pipeline.polish_description["per_stem"] is False
+
+
+def test_polish_on_the_mix_over_ray_equals_in_process(ray_local, settings, cfg, in_process, on_mix):
+    from resonate_stream.polish_pool import PolishPool
+    from resonate_stream.ray_pipeline import RayPipeline, SeparatorPool
+
+    x = in_process[0]
+    mix_cfg, _, expected, _ = on_mix
+    pool = SeparatorPool(settings.separation, n_actors=1, threads=1)
+    polish_pool = PolishPool(mix_cfg, n_actors=1, threads=1)
+    try:
+        pipeline = RayPipeline(pool, dataclasses.replace(cfg, polish=mix_cfg), polish_pool=polish_pool)
+        got = run(pipeline, x)
+        pipeline.close()
+    finally:
+        pool.shutdown()
+        polish_pool.shutdown()
+    for k in expected:
+        np.testing.assert_allclose(got[k], expected[k], atol=1e-5)
 
 
 def test_polish_lane_over_ray_equals_in_process(ray_local, polish_cfg):

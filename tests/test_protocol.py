@@ -58,6 +58,8 @@ def _server_messages() -> list[P.Message]:
         P.make_audio(JOB, 3, 132300, 44100, block),
         P.make_audio(JOB, 4, 132600, 44100, block, stems={"vocals": block * 0.5, "other": block * 0.5}),
         P.JobDone(job_id=JOB, report={"lufs": -14.0, "separator": "htdemucs"}, outputs={"mix": "/out/mix.wav"}),
+        P.JobDone(job_id=JOB, outputs={"master": "/out/gig.wav"},
+                  provenance={"kind": "AI-generated", "generative": True, "models": [{"name": "JASCO"}]}),
         P.Error(code="not_audio", message="not audio", job_id=JOB),
         P.Error(code="unauthorized", message="wrong token", fatal=True, ref="r2"),
         P.Pong(data=42),

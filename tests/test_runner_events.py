@@ -58,3 +58,18 @@ def test_input_analysis_comes_before_the_audio_and_agrees_with_the_report(stream
     assert info.message.startswith("input: 4.0 s, SNR ")
     report = next(e for e in events if isinstance(e, Finished)).report
     assert data["metrics"] == report["metrics_before"]  # the same measurement, sent early
+
+
+def test_provenance_is_announced_before_the_audio_and_written_into_every_file(streamed_job):
+    events, outputs = streamed_job
+    first_audio = next(i for i, e in enumerate(events) if isinstance(e, AudioChunk))
+    found = [(i, e) for i, e in enumerate(events) if isinstance(e, InfoEvent) and e.data.get("kind") == "provenance"]
+    assert len(found) == 1 and found[0][0] < first_audio
+    assert found[0][1].data["provenance"]["kind"] == "restored" and found[0][1].message == "output: restored"
+    done = next(e for e in events if isinstance(e, Finished))
+    assert done.report["provenance"] == "restored" and done.report["made_by"]["generative"] is False
+    for kind, path in done.outputs.items():
+        if kind == "master" or kind.startswith("stem_"):
+            meta = sf.SoundFile(path).copy_metadata()
+            assert meta["comment"] == "[restored] restored" and "copyright" not in meta, kind
+    assert sf.SoundFile(done.outputs["stem_vocals"]).copy_metadata()["title"] == "clip (vocals)"

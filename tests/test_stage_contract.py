@@ -35,6 +35,7 @@ from engine.enhance import (BassExciter, Compressor, DeEsser, EQBand, HighPass, 
 from resonate_stream.presets import preset_names
 from resonate_stream.settings import Settings
 from engine.estimators import BandLimitDetector
+from engine.generate.profile import ProfileStage
 from engine.io.resample import StreamResampler
 from engine.master import PreviewMaster, TruePeakLimiter
 from engine.mix import MixConfig, StemMixer
@@ -179,6 +180,8 @@ CASES: dict[str, Case] = {
     "band_limit_detector": Case(lambda: BandLimitDetector(SR), exact=True),
     "resampler": Case(lambda: StreamResampler(48000, 44100, 2)),
     "resampler_identity": Case(lambda: StreamResampler(44100, 44100, 2), exact=True),
+    # pass-through; profiles each 0.5 s window (the readings' invariance: tests/test_generate_profile.py)
+    "profile": Case(lambda: ProfileStage(window_s=0.5, stride_s=0.4), exact=True, one_sample=False, seeds=(0,)),
     "gain": Case(lambda: Gain(-6.0), exact=True, changes=True),
     "delay": Case(lambda: Delay(100), exact=True),
     "latency_aligned_gate": Case(lambda: LatencyAligned(NoiseGate(threshold_db=-12.0, lookahead_ms=2.0)),

@@ -30,6 +30,13 @@ WAV ``PEAK`` chunk is zeroed).  WAV is written as RF64 that downgrades itself
 to a plain RIFF WAV (``WAVE_FORMAT_EXTENSIBLE``) when it ends under 4 GiB, so
 a long concert at high rates or in float never overflows the RIFF size
 fields.
+
+``tags`` (e.g. :meth:`engine.provenance.Provenance.tags`) are written through
+libsndfile's string fields before the first frame: a WAV ``LIST/INFO`` chunk,
+FLAC / Ogg Vorbis / Opus comments, MP3 ID3v2 frames.  Each format keeps the
+names it has (:data:`TAG_FIELDS`; MP3 has ``title``, ``artist``, ``album``,
+``comment``, ``date``, ``genre``, WAV no ``license``); the others are dropped,
+so put what must survive everywhere in ``comment``.
 """
 from __future__ import annotations
 
@@ -48,7 +55,7 @@ from .exceptions import UnsupportedExportError
 from .resample import StreamResampler
 from .validation import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
-__all__ = ["AudioWriter", "check_writable", "export_format_for", "EXPORT_FORMATS", "LOSSY_FORMATS",
+__all__ = ["AudioWriter", "TAG_FIELDS", "check_writable", "export_format_for", "EXPORT_FORMATS", "LOSSY_FORMATS",
            "MP3_BITRATES", "UnsupportedExportError"]
 
 #: export format (also the file extension) -> libsndfile major format
@@ -68,6 +75,13 @@ OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
 MP3_BITRATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _MP3_VBR_QUALITY = 0.0  # libsndfile compression level 0..1 -> LAME V0..V10
 _VORBIS_COMPRESSION = 0.3  # libsndfile compression level 0..1 -> Vorbis quality 1..0
+#: tag names (libsndfile's string fields) each export format stores
+TAG_FIELDS: dict[str, tuple[str, ...]] = {
+    "wav": ("title", "copyright", "software", "artist", "comment", "date", "album", "tracknumber", "genre"),
+    "mp3": ("title", "artist", "comment", "date", "album", "genre"),
+}
+for _fmt in ("flac", "ogg", "opus"):
+    TAG_FIELDS[_fmt] = TAG_FIELDS["wav"] + ("license",)
 # sndfile.h commands python-soundfile does not export
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 _SFC_RF64_AUTO_DOWNGRADE = 0x1210
@@ -168,6 +182,7 @@ class AudioWriter:
     :data:`MP3_BITRATES`, output rates 32-48 kHz), ``None`` for VBR V0.
     ``dither_seed``: seeds the TPDF dither (same seed -> same bytes).
     ``channels``: 2, or 1 for a mono file (mean of left and right).
+    ``tags``: ``{name: text}`` written into the file (see the module docstring).
 
     ``write(block)`` takes float32 ``(2, n)`` (or ``(channels, n)``) blocks
     at ``input_rate``.  ``close()`` finishes the file and moves it into place;
@@ -179,7 +194,7 @@ class AudioWriter:
 
     def __init__(self, path: str | os.PathLike, format: str | None = None, sample_rate: int = SAMPLE_RATE,
                  bit_depth: int = 16, dither_seed: int = 0, channels: int = CHANNELS,
-                 input_rate: int = SAMPLE_RATE, mp3_bitrate: int | None = None):
+                 input_rate: int = SAMPLE_RATE, mp3_bitrate: int | None = None, tags: dict | None = None):
         self.path = check_writable(path)
         self.input_rate = int(input_rate)
         self.format = export_format_for(self.path, format)
@@ -188,6 +203,7 @@ class AudioWriter:
         self.bit_depth = int(bit_depth)
         self.channels = int(channels)
         self.dither_seed = int(dither_seed)
+        self.tags = {k: str(v) for k, v in (tags or {}).items() if k in TAG_FIELDS[self.format] and v}
         self._validate()
         self.subtype = _LOSSY_SUBTYPES.get(self.format) or _SUBTYPES[(self.format, self.bit_depth)]
         self.frames_written = 0
@@ -262,6 +278,12 @@ class AudioWriter:
                 f = sf.SoundFile(str(self.temp_path), "w", samplerate=self.sample_rate,
                                  channels=self.channels, subtype=self.subtype, format="WAV")
                 sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        try:
+            for name, text in self.tags.items():  # before the first frame (FLAC, MP3 write them first)
+                setattr(f, name, text)
+        except Exception:
+            f.close()
+            raise
         return f
 
     # ------------------------------------------------------------------ writing

@@ -41,7 +41,6 @@ def build_polisher(cfg: PolishConfig, signals: tuple[str, ...], device: str | No
 def provenance(description: dict | None) -> str:
     """One line for the file's tags and the report, e.g.
     ``restored; polished by MBD (facebook/multiband-diffusion mbd_comp_8, 6 kbps, cuda)``."""
-    if not description:
-        return "restored"
-    return (f"restored; polished by MBD ({description['model']}, {description['bandwidth_kbps']:g} kbps, "
-            f"{description['device']}; weights CC-BY-NC-4.0)")
+    from ..provenance import job_provenance
+
+    return job_provenance(description or None).summary()

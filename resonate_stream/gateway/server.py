@@ -548,7 +548,8 @@ class GatewayServer:
             job.end(P.Error.from_exception(error, job_id=job.id), state)
         else:
             fin = job.finished or Finished(report={}, outputs={})
-            job.end(P.JobDone(job_id=job.id, report=fin.report, outputs=fin.outputs), "done")
+            job.end(P.JobDone(job_id=job.id, report=fin.report, outputs=fin.outputs,
+                              provenance=fin.report.get("made_by") or {}), "done")
         ran = time.monotonic() - (job.started_at or job.accepted_at)
         audio_s = job.frames_out / job.t_sample_rate if job.t_sample_rate else 0.0
         if error is None:

@@ -449,10 +449,23 @@ function onInfo(m) {
     if (app.after && !app.after.frames && !app.player.original && Number.isFinite(d.duration_s)) {
       app.after = new Overview(SAMPLE_RATE, { durationS: d.duration_s });
     }
+  } else if (d.kind === "provenance") {
+    showProvenance(d.provenance || {});
   } else {
     app.notes.push(m.message);
     if (d.kind === "separator" || /^separator:/.test(m.message)) $("after-note").textContent = m.message;
   }
+}
+
+// what made the output (job_done.provenance / info kind "provenance"): the B button says it
+function showProvenance(p) {
+  if (!p || !p.kind) return;
+  const b = $("ab-restored");
+  if (b) {
+    b.textContent = `B: ${p.label || p.kind}`;
+    b.title = p.summary || "";
+  }
+  if (p.generative) app.notes.push(`provenance: ${p.summary}`);
 }
 
 function onJobDone(m) {
@@ -461,6 +474,7 @@ function onJobDone(m) {
   job.doneAt = performance.now();
   job.outputs = m.outputs || {};
   job.report = m.report || {};
+  showProvenance(m.provenance);
   setJobState("done", `Done in ${((job.doneAt - job.startedAt) / 1000).toFixed(1)} s. The final files are ready below.`);
   const before = job.report.metrics_before;
   if (before) showAnalysis(before, before.duration_s, null);
@@ -468,7 +482,8 @@ function onJobDone(m) {
   const sep = (job.report.separation || {}).separator;
   $("after-note").textContent = `After: SNR ${fmtNum(after.snr_db, 1, "dB")}, ${fmtNum(after.integrated_lufs, 1, "LUFS")}, ` +
     `band ${Math.round(after.bandwidth_low_hz || 0)}–${((after.bandwidth_high_hz || 0) / 1000).toFixed(1)}k Hz` +
-    (sep ? `; separator: ${sep}` : "") + ". The download has an exact loudness pass; the stream was a preview.";
+    (sep ? `; separator: ${sep}` : "") + ". The download has an exact loudness pass; the stream was a preview." +
+    (m.provenance && m.provenance.generative ? ` Made by: ${m.provenance.summary}.` : "");
   app.player.endOfStream();
   maybeAck();
   showDownloads(job.outputs);
