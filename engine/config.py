@@ -16,6 +16,7 @@ from .config_fields import Section, check_fields, is_number, setting
 from .enhance.config import EnhanceConfig
 from .errors import SettingsError
 from .master.config import MasterConfig
+from .master.reference import ReferenceConfig
 from .mix import MixConfig
 from .polish.config import PolishConfig
 from .restore.config import RestoreConfig
@@ -31,6 +32,10 @@ class PipelineConfig:
     (:class:`engine.master.preview.PreviewPrior`): primes the streamed
     preview's loudness estimate, so it is right from its first second (None:
     unknown, the preview learns from the stream alone).
+    reference_profile: the reference recording's long-term spectra
+    (:class:`engine.master.reference.SpectrumProfile`; None: no reference matching);
+    reference_prior: the same profile of the input's first seconds (the first filter).
+    ``reference`` is how the matching is done (:class:`engine.master.reference.ReferenceConfig`).
     """
 
     enhance: EnhanceConfig = setting(Section(EnhanceConfig), factory=EnhanceConfig)
@@ -38,8 +43,11 @@ class PipelineConfig:
     mix: MixConfig = setting(Section(MixConfig), factory=MixConfig)
     master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
+    reference: ReferenceConfig = setting(Section(ReferenceConfig), factory=ReferenceConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
     preview_prior: object | None = None
+    reference_profile: object | None = None
+    reference_prior: object | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "")

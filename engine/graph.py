@@ -216,6 +216,7 @@ class GraphPipeline:
         self.stems_in_flight = 0  # blocks sent to the stem lanes, not yet answered
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self._gains: dict | None = None
+        self._reference: dict | None = None
         self.separated_s = 0.0
         self.enhanced_s = 0.0
 
@@ -307,6 +308,7 @@ class GraphPipeline:
         self.mix_lane.submit("flush")
         mix, preview = self.mix_lane.pop()
         self._gains = self.mix_lane.query("stem_gains_db")
+        self._reference = self.mix_lane.query("reference_report")
         yield ProcessedBlock(mix, preview, {})
 
     def separation_quality(self) -> dict:
@@ -315,6 +317,10 @@ class GraphPipeline:
     def stem_gains_db(self) -> dict | None:
         """The mixer's gain per stem (dB), once the stream is flushed."""
         return self._gains
+
+    def reference_report(self) -> dict | None:
+        """What reference matching applied on the mix (None without a reference), once flushed."""
+        return self._reference
 
     def close(self) -> None:
         """Release the lanes (actors go back to their pool)."""

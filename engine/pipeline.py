@@ -67,7 +67,8 @@ class StemProcessor(Stage):
 
 
 class MixMaster:
-    """Mixer (zero latency) then the streamed preview master.
+    """Mixer (zero latency), reference matching (when the job has a reference), then the
+    streamed preview master.
 
     ``process(stems)`` returns ``(mix, preview)``: the unmastered mix, aligned
     with the stems (stored for the exact final master), and the preview-mastered
@@ -88,17 +89,35 @@ class MixMaster:
                                                     release_ms=m.limiter_release_ms,
                                                     prior=cfg.preview_prior))
         self.held = self.preview.stage.latency
+        #: reference matching on the mix (aligned; its look-ahead is held back until flush)
+        self.match = None
+        if cfg.reference_profile is not None and cfg.reference.amount > 0:
+            from .master.reference import ReferenceMatch
+
+            self.match = LatencyAligned(ReferenceMatch(cfg.reference_profile, cfg.reference_prior, cfg.reference))
+            self.held += self.match.stage.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mix = self.mixer.process(stems)
+        if self.match is not None:
+            mix = self.match.process(mix)
         return mix, self.preview.process(mix)
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        return empty_block(), self.preview.flush()
+        if self.match is None:
+            return empty_block(), self.preview.flush()
+        tail = self.match.flush()
+        return tail, np.concatenate([self.preview.process(tail), self.preview.flush()], axis=1)
 
     def reset(self) -> None:
         self.mixer.reset()
+        if self.match is not None:
+            self.match.reset()
         self.preview.reset()
+
+    def reference_report(self) -> dict | None:
+        """What reference matching applied (None without a reference)."""
+        return self.match.stage.report() if self.match is not None else None
 
     def stem_gains_db(self) -> dict:
         return self.mixer.stem_gains_db()

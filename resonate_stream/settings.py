@@ -19,6 +19,8 @@ Sections:
 ``master``      loudness target, true-peak ceiling, limiter (``engine.master.config.MasterConfig``)
 ``export``      output file format (:class:`ExportSettings`): the one place the format is chosen
 ``polish``      MBD polish after enhancement (``engine.polish.config.PolishConfig``; off by default)
+``reference``   how the mix is matched to a reference recording, when the job has one
+                (``--reference``; ``engine.master.reference.ReferenceConfig``)
 ``adaptive``    adapt the enhancement to the input's measured SNR (see
                 ``resonate_stream.strategy``); false keeps the preset exactly
 
@@ -42,6 +44,7 @@ from engine.enhance.config import EnhanceConfig
 from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
 from engine.errors import SettingsError
 from engine.master.config import MasterConfig
+from engine.master.reference import ReferenceConfig
 from engine.polish.config import PolishConfig
 from engine.mix import MixConfig
 from engine.restore.config import RestoreConfig
@@ -122,6 +125,7 @@ class Settings:
     export: ExportSettings = setting(Section(ExportSettings), factory=ExportSettings)
     adaptive: bool = setting(Flag(), True)
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
+    reference: ReferenceConfig = setting(Section(ReferenceConfig), factory=ReferenceConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "")
@@ -157,12 +161,15 @@ class Settings:
 
     # -- what the stages read ------------------------------------------------
     def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0),
-                        preview_prior=None) -> PipelineConfig:
+                        preview_prior=None, reference_profile=None, reference_prior=None) -> PipelineConfig:
         """The typed sections the in-order stages read, with what was measured on the input's
-        first seconds (band limits, ``engine.master.preview.PreviewPrior``)."""
+        first seconds (band limits, ``engine.master.preview.PreviewPrior``) and, with a
+        reference recording, its profile and the input head's
+        (``engine.master.reference.SpectrumProfile``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
-                              polish=self.polish, band_limits_hz=tuple(band_limits_hz),
-                              preview_prior=preview_prior)
+                              polish=self.polish, reference=self.reference, band_limits_hz=tuple(band_limits_hz),
+                              preview_prior=preview_prior, reference_profile=reference_profile,
+                              reference_prior=reference_prior)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
