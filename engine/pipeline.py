@@ -79,7 +79,7 @@ class MixMaster:
     latency = 0
 
     def __init__(self, cfg: PipelineConfig):
-        from .master.preview import PreviewMaster
+        from .master.preview import LevelDrift, PreviewMaster
         from .mix import StemMixer
 
         self.mixer = StemMixer(cfg.mix, sample_rate=SAMPLE_RATE)
@@ -89,6 +89,8 @@ class MixMaster:
                                                     release_ms=m.limiter_release_ms,
                                                     prior=cfg.preview_prior))
         self.held = self.preview.stage.latency
+        #: the mix level still to come (auto-level glide), told to the preview
+        self.drift = LevelDrift(SAMPLE_RATE)
         #: reference matching on the mix (aligned; its look-ahead is held back until flush)
         self.match = None
         if cfg.reference_profile is not None and cfg.reference.amount > 0:
@@ -99,6 +101,7 @@ class MixMaster:
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mix = self.mixer.process(stems)
+        self.preview.stage.expect_change(self.drift.update(mix, self.mixer.converged_mix(stems)))
         if self.match is not None:
             mix = self.match.process(mix)
         return mix, self.preview.process(mix)
@@ -111,6 +114,7 @@ class MixMaster:
 
     def reset(self) -> None:
         self.mixer.reset()
+        self.drift.reset()
         if self.match is not None:
             self.match.reset()
         self.preview.reset()
