@@ -16,6 +16,7 @@ from .config_fields import Section, check_fields, is_number, setting
 from .enhance.config import EnhanceConfig
 from .errors import SettingsError
 from .master.config import MasterConfig
+from .master.reference import ReferenceConfig
 from .mix import MixConfig
 from .polish.config import PolishConfig
 from .generate.config import GenerateConfig
@@ -35,6 +36,10 @@ class PipelineConfig:
     tonal_profile: the input's first seconds' long-term band levels and noise
     floors (:class:`engine.restore.tonal.TonalProfile`), from which the
     tonal-balance correction is planned (None: no correction).
+    reference_profile: the reference recording's long-term spectra
+    (:class:`engine.master.reference.SpectrumProfile`; None: no reference matching);
+    reference_prior: the same profile of the input's first seconds (the first filter).
+    ``reference`` is how the matching is done (:class:`engine.master.reference.ReferenceConfig`).
     """
 
     enhance: EnhanceConfig = setting(Section(EnhanceConfig), factory=EnhanceConfig)
@@ -43,9 +48,12 @@ class PipelineConfig:
     master: MasterConfig = setting(Section(MasterConfig), factory=MasterConfig)
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
     generate: GenerateConfig = setting(Section(GenerateConfig), factory=GenerateConfig)
+    reference: ReferenceConfig = setting(Section(ReferenceConfig), factory=ReferenceConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
     preview_prior: object | None = None
     tonal_profile: object | None = None
+    reference_profile: object | None = None
+    reference_prior: object | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, "")

@@ -271,6 +271,7 @@ class GraphPipeline:
         self._mixed: collections.deque = collections.deque()  # enhanced stems sent to the mix lane
         self._gains: dict | None = None
         self._stage_reports: dict | None = None
+        self._reference: dict | None = None
         self.separated_s = 0.0
         self.enhanced_s = 0.0
 
@@ -415,6 +416,7 @@ class GraphPipeline:
         self.mix_lane.submit("flush")
         mix, preview = self.mix_lane.pop()
         self._gains = (self.mixer_lane or self.mix_lane).query("stem_gains_db")
+        self._reference = self.mix_lane.query("reference_report")
         yield ProcessedBlock(mix, preview, {})
 
     def separation_quality(self) -> dict:
@@ -427,6 +429,10 @@ class GraphPipeline:
     def stage_reports(self) -> dict | None:
         """Per stem, what each reporting stage changed (``[{stage, ...}]``), once flushed."""
         return self._stage_reports
+
+    def reference_report(self) -> dict | None:
+        """What reference matching applied on the mix (None without a reference), once flushed."""
+        return self._reference
 
     def close(self) -> None:
         """Release the lanes (actors go back to their pool)."""

@@ -210,6 +210,23 @@ class StemMixer(Stage):
                     for s in STEM_NAMES}
         return {s: float(self._total_db(s)) for s in self._stems}
 
+    def converged_mix(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``stems`` (the block just mixed by :meth:`process`) mixed with the gains the auto-level
+        wants now instead of the gliding ones: what the mix will sound like once the gains have
+        settled.  The preview master compares its loudness with the real mix's (the auto gains
+        glide from 0 dB over the first seconds, up to 3 dB of level on the benchmark)."""
+        n = next(iter(stems.values())).shape[-1]
+        out = np.zeros((self.channels, n), dtype=np.float32)
+        if self._stems is None:
+            return out
+        wanted = self._wanted_auto_db()
+        for s in self._stems:
+            if self.config.mute.get(s, False):
+                continue
+            g = db_to_gain(wanted[s] + float(self.config.gains_db.get(s, 0.0)))
+            out += np.asarray(stems[s], dtype=np.float32) * np.float32(g)
+        return out
+
     def auto_gains_db(self) -> dict[str, float]:
         """The auto-level part of each stem's gain, dB."""
         return dict(self._auto_db)

@@ -95,7 +95,8 @@ class StemProcessor(Stage):
 
 
 class MixMaster:
-    """Mixer (zero latency) then the streamed preview master.
+    """Mixer (zero latency), reference matching (when the job has a reference), then the
+    streamed preview master.
 
     ``process(stems)`` returns ``(mix, preview)``: the unmastered mix, aligned
     with the stems (stored for the exact final master), and the preview-mastered
@@ -108,7 +109,7 @@ class MixMaster:
     PARTS = ("mix+master", "mixer", "master")
 
     def __init__(self, cfg: PipelineConfig, part: str = "mix+master"):
-        from .master.preview import PreviewMaster
+        from .master.preview import LevelDrift, PreviewMaster
         from .mix import StemMixer
 
         if part not in self.PARTS:
@@ -124,22 +125,48 @@ class MixMaster:
                                                     release_ms=m.limiter_release_ms,
                                                     prior=cfg.preview_prior))
         self.held = self.preview.stage.latency
+        #: the mix level still to come (auto-level glide), told to the preview
+        self.drift = LevelDrift(SAMPLE_RATE)
+        #: reference matching on the mix (aligned; its look-ahead is held back until flush)
+        self.match = None
+        if cfg.reference_profile is not None and cfg.reference.amount > 0 and part != "mixer":
+            from .master.reference import ReferenceMatch
+
+            self.match = LatencyAligned(ReferenceMatch(cfg.reference_profile, cfg.reference_prior, cfg.reference))
+            self.held += self.match.stage.latency
 
     def process(self, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if self.part == "master":
-            mix = np.asarray(stems["mix"], np.float32)
-            return mix, self.preview.process(mix)
+            return self._master(np.asarray(stems["mix"], np.float32))
         mix = self.mixer.process(stems)
         if self.part == "mixer":
             return mix, empty_block()
+        self.preview.stage.expect_change(self.drift.update(mix, self.mixer.converged_mix(stems)))
+        return self._master(mix)
+
+    def _master(self, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.match is not None:
+            mix = self.match.process(mix)
         return mix, self.preview.process(mix)
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        return empty_block(), (empty_block() if self.part == "mixer" else self.preview.flush())
+        if self.part == "mixer":
+            return empty_block(), empty_block()
+        if self.match is None:
+            return empty_block(), self.preview.flush()
+        tail = self.match.flush()
+        return tail, np.concatenate([self.preview.process(tail), self.preview.flush()], axis=1)
 
     def reset(self) -> None:
         self.mixer.reset()
+        self.drift.reset()
+        if self.match is not None:
+            self.match.reset()
         self.preview.reset()
+
+    def reference_report(self) -> dict | None:
+        """What reference matching applied (None without a reference)."""
+        return self.match.stage.report() if self.match is not None else None
 
     def stem_gains_db(self) -> dict:
         return self.mixer.stem_gains_db()

@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write a JSON report (metrics before/after, separator); a folder with several inputs "
                          "(default: none)")
     pr.add_argument("--plots", metavar="DIR", help="write waveform/spectrogram PNGs (before/after) (default: none)")
+    pr.add_argument("--reference", metavar="STUDIO_FILE",
+                    help="match the spectrum, stereo width and loudness to this recording (a studio version "
+                         "of the song, or a record you like; see reference.* settings) (default: none)")
     pr.add_argument("-q", "--quiet", action="store_true", help="no progress or notes (default: progress on stderr)")
     pr.add_argument("--no-cache", action="store_true",
                     help="do not read or store separated stems in the cache (default: use the cache)")

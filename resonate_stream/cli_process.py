@@ -143,6 +143,10 @@ def cmd_process(args: argparse.Namespace) -> int:
         args.sample_rate = "48000"  # Opus has no 44.1 kHz
     settings = settings_from_args(args, plans[0].master)
     check_safe(plans, fmt, args.overwrite)
+    if _reference_path(args) is not None:
+        from .runner import check_reference
+
+        check_reference(_reference_path(args))
     if not folder_mode:
         finished = _run(plans[0], args, settings)
         for line in before_after_lines(finished.report):
@@ -172,6 +176,11 @@ def cmd_process(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
+def _reference_path(args: argparse.Namespace) -> Path | None:
+    ref = getattr(args, "reference", None)
+    return Path(ref) if ref else None
+
+
 def _run(plan: PlannedFile, args: argparse.Namespace, settings, label: str | None = None):
     """Process one planned file; ``label`` (one of several files): a single progress bar so named."""
     from .progress import ProgressPrinter
@@ -182,6 +191,7 @@ def _run(plan: PlannedFile, args: argparse.Namespace, settings, label: str | Non
         return process_file(
             plan.input, plan.master, settings, stems_dir=plan.stems_dir, report_path=plan.report,
             plots_dir=plan.plots_dir, emit=printer,
-            cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache)
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache,
+            reference=_reference_path(args))
     finally:
         printer.close()

@@ -66,8 +66,11 @@ def local_pipeline(settings: Settings, cfg: PipelineConfig) -> LocalPipeline:
 def process_file(input_path: Path, output: Path, settings: Settings, *, stems_dir: Path | None = None,
                  report_path: Path | None = None, plots_dir: Path | None = None,
                  emit: EventSink | None = None, cancel: threading.Event | None = None,
-                 cache_dir: Path | None = None, use_cache: bool = True) -> Finished:
+                 cache_dir: Path | None = None, use_cache: bool = True,
+                 reference: Path | None = None) -> Finished:
     """``resonate process``: restore ``input_path`` into ``output`` in this process.
+
+    ``reference``: a studio recording to match the mix to (spectrum, width, loudness).
 
     With ``use_cache`` the separated stems are kept in the stem cache
     (``cache_dir``, default ``$RESONATE_CACHE_DIR`` or ``~/.cache/resonate``), so
@@ -78,7 +81,8 @@ def process_file(input_path: Path, output: Path, settings: Settings, *, stems_di
     outputs = OutputSpec(Path(output), stems_dir, report_path, plots_dir)
     check_outputs(outputs)
     cache = StemCache(cache_dir) if use_cache else None
-    return run_job(FileSource(Path(input_path)), settings, outputs, emit=emit, cancel=cancel, cache=cache)
+    return run_job(FileSource(Path(input_path)), settings, outputs, emit=emit, cancel=cancel, cache=cache,
+                   reference=reference)
 
 
 def check_outputs(outputs: OutputSpec) -> None:
@@ -172,8 +176,13 @@ class _Writers:
 
 def run_job(source: FileSource | BlockSource, settings: Settings, outputs: OutputSpec, *,
             emit: EventSink | None = None, cancel: threading.Event | None = None,
-            pipeline_factory: PipelineFactory | None = None, cache=None) -> Finished:
+            pipeline_factory: PipelineFactory | None = None, cache=None,
+            reference: Path | None = None) -> Finished:
     """Run one job end to end; return :class:`Finished` (also emitted).
+
+    ``reference``: a recording (any format the decoders read) whose long-term
+    spectrum, width and loudness the mix is matched to (:mod:`engine.master.reference`);
+    analysed block by block before the stream starts.
 
     Raises :class:`ResonateError` subclasses for bad input or settings; on any
     failure nothing is left at the output paths.
@@ -185,6 +194,13 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     t0 = time.perf_counter()
     info: SourceInfo = source.info
     total = info.duration_s
+    ref_profile = None
+    if reference is not None:
+        ref_profile = measure_reference(Path(reference))
+        settings = settings_for_reference(settings, ref_profile)
+        emit(InfoEvent(_describe_reference(Path(reference).name, ref_profile, settings),
+                       {"kind": "reference", "name": Path(reference).name, **ref_profile.describe(),
+                        "target_lufs": settings.master.target_lufs}))
 
     head, blocks = _read_ahead(iter(source.blocks()), BAND_DETECT_SECONDS)
     band = detect_band_limits(head)
@@ -193,7 +209,13 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         analyzer_in.update(b)
     analysis = _input_analysis(analyzer_in, band, total)
     emit(InfoEvent(_describe_analysis(analysis), analysis))
-    cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head), TonalProfile.measure(head)), None
+    ref_prior = None
+    if ref_profile is not None:
+        from engine.master.reference import SpectrumProfile
+
+        ref_prior = SpectrumProfile.measure(head)
+    cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head), ref_profile, ref_prior,
+                                             tonal_profile=TonalProfile.measure(head)), None
     if settings.adaptive:
         cfg, strategy = adapt(cfg, analysis["metrics"])
     for note in (strategy or {}).get("notes", []):
@@ -270,6 +292,10 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                          pipeline, band, total, time.perf_counter() - t0, first_audio_s)
         report["separation"]["cache"] = cache_state
         report["strategy"] = strategy
+        if ref_profile is not None:
+            report["reference"] = {"name": Path(reference).name, **ref_profile.describe(),
+                                   "match_loudness": settings.reference.match_loudness,
+                                   "applied": pipeline.reference_report()}
         if cache is not None:
             from .cached_separation import DEFAULT_MAX_AGE_DAYS, DEFAULT_MAX_BYTES
 
@@ -315,6 +341,57 @@ def _attach_cache(pipeline: GraphPipeline, source, settings: Settings, cache, em
         return "hit", pipeline.separation
     pipeline.separation = RecordingSeparation(pipeline.separation, cache.writer(key, "separate", {"input": source.info.name}))
     return "miss", pipeline.separation
+
+
+def check_reference(path: Path) -> None:
+    """Fail before any work when the reference recording cannot be read (typed errors)."""
+    from engine.io.decode import probe
+
+    try:
+        probe(Path(path))
+    except ResonateError as exc:
+        exc.args = (f"reference recording: {exc.message}",)
+        raise
+
+
+def measure_reference(path: Path):
+    """The reference recording's :class:`~engine.master.reference.SpectrumProfile`, decoded and
+    analysed block by block (never whole).  Raises the decoders' typed errors, naming the file as
+    the reference."""
+    from engine.io.decode import open_audio
+    from engine.master.reference import SpectrumProfile
+
+    try:
+        with open_audio(path, block_seconds=1.0) as dec:
+            profile = SpectrumProfile.measure(dec)
+    except ResonateError as exc:
+        exc.args = (f"reference recording: {exc.message}",)
+        raise
+    if profile.loud_s <= 0:
+        from engine.errors import EmptyAudioError
+
+        raise EmptyAudioError(f"reference recording {path.name} is silent: nothing to match")
+    return profile
+
+
+def settings_for_reference(settings: Settings, profile) -> Settings:
+    """With ``reference.match_loudness``: the master's target becomes the reference's integrated
+    loudness (clamped to the valid range of ``master.target_lufs``)."""
+    import dataclasses
+
+    from engine.master.config import TARGET_LUFS
+
+    if not settings.reference.match_loudness or profile.integrated_lufs is None:
+        return settings
+    target = round(min(max(profile.integrated_lufs, TARGET_LUFS.lo), TARGET_LUFS.hi), 2)
+    return dataclasses.replace(settings, master=dataclasses.replace(settings.master, target_lufs=target))
+
+
+def _describe_reference(name: str, profile, settings: Settings) -> str:
+    lufs = "?" if profile.integrated_lufs is None else f"{profile.integrated_lufs:.1f} LUFS"
+    target = (f", master target {settings.master.target_lufs:.1f} LUFS" if settings.reference.match_loudness
+              else "")
+    return f"reference: {name}, {lufs}, {profile.loud_s:.1f} s of loud passages analysed{target}"
 
 
 def _input_analysis(analyzer, band: tuple[float, float], total_s: float | None) -> dict:

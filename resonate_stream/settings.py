@@ -20,6 +20,8 @@ Sections:
 ``export``      output file format (:class:`ExportSettings`): the one place the format is chosen
 ``polish``      MBD polish after enhancement (``engine.polish.config.PolishConfig``; off by default)
 ``generate``    JASCO generation mode (``engine.generate.config.GenerateConfig``; ``restore`` by default)
+``reference``   how the mix is matched to a reference recording, when the job has one
+                (``--reference``; ``engine.master.reference.ReferenceConfig``)
 ``adaptive``    adapt the enhancement to the input's measured SNR (see
                 ``resonate_stream.strategy``); false keeps the preset exactly
 
@@ -43,6 +45,7 @@ from engine.enhance.config import EnhanceConfig
 from engine.io.encode import EXPORT_FORMATS, MP3_BITRATES
 from engine.errors import SettingsError
 from engine.master.config import MasterConfig
+from engine.master.reference import ReferenceConfig
 from engine.polish.config import PolishConfig
 from engine.generate.config import GenerateConfig
 from engine.mix import MixConfig
@@ -125,6 +128,7 @@ class Settings:
     adaptive: bool = setting(Flag(), True)
     polish: PolishConfig = setting(Section(PolishConfig), factory=PolishConfig)
     generate: GenerateConfig = setting(Section(GenerateConfig), factory=GenerateConfig)
+    reference: ReferenceConfig = setting(Section(ReferenceConfig), factory=ReferenceConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "")
@@ -160,12 +164,17 @@ class Settings:
 
     # -- what the stages read ------------------------------------------------
     def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0),
-                        preview_prior=None, tonal_profile=None) -> PipelineConfig:
+                        preview_prior=None, reference_profile=None, reference_prior=None,
+                        tonal_profile=None) -> PipelineConfig:
         """The typed sections the in-order stages read, with what was measured on the input's
-        first seconds (band limits, ``engine.master.preview.PreviewPrior``)."""
+        first seconds (band limits, ``engine.master.preview.PreviewPrior``) and, with a
+        reference recording, its profile and the input head's
+        (``engine.master.reference.SpectrumProfile``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
-                              polish=self.polish, generate=self.generate, band_limits_hz=tuple(band_limits_hz),
-                              preview_prior=preview_prior, tonal_profile=tonal_profile)
+                              polish=self.polish, generate=self.generate, reference=self.reference,
+                              band_limits_hz=tuple(band_limits_hz), preview_prior=preview_prior,
+                              tonal_profile=tonal_profile, reference_profile=reference_profile,
+                              reference_prior=reference_prior)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:

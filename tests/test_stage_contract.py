@@ -123,6 +123,23 @@ def _chain_cases() -> dict[str, Case]:
     return cases
 
 
+@functools.cache
+def _reference_profiles():
+    """(reference, prior) spectrum profiles: band-limited bright noise vs the mixed signal."""
+    from engine.master.reference import SpectrumProfile
+
+    ref = np.stack([band_noise(60, 16000, 2.0, seed=6), band_noise(60, 16000, 2.0, seed=7)])
+    return SpectrumProfile.measure([ref]), SpectrumProfile.measure([mixed_test_signal(2.0, seed=3)[:, :SR]])
+
+
+def _reference_match():
+    """Reference matching with refinements every second (crossfades inside the 2 s signal)."""
+    from engine.master.reference import ReferenceConfig, ReferenceMatch
+
+    ref, prior = _reference_profiles()
+    return ReferenceMatch(ref, prior, ReferenceConfig(update_s=1.0, crossfade_s=0.3, min_measure_s=0.5))
+
+
 def _stem_processor(stem: str, tonal: bool = False):
     """One stem lane of the job graph (enhance + restore, aligned), balanced preset, phone band;
     with ``tonal`` the tonal-balance correction planned from a measured head."""
@@ -173,6 +190,7 @@ CASES: dict[str, Case] = {
     # engine.master, engine.mix
     "limiter": Case(lambda: TruePeakLimiter(ceiling_dbtp=-1.0), signal="loud", changes=True),
     "preview": Case(lambda: PreviewMaster(), changes=True),
+    "reference_match": Case(_reference_match, changes=True),
     "stem_mixer": Case(lambda: StemMixer(MixConfig(gains_db={"bass": 3.0})), signal="stems", as_input=stems_of,
                        exact=True),
     # engine.dsp, engine.estimators, engine.io, engine.stage

@@ -30,6 +30,13 @@ converges to roughly the final master's gain.
   (default 1.5 s) at no more than ``max_rate_db_per_s`` (default 6 dB/s),
   bounded to ``[min_gain_db, max_gain_db]`` (default -24..+24 dB), and is
   ramped linearly across each 100 ms hop: chunk-size invariant, no clicks.
+* **Level still to come** (:meth:`PreviewMaster.expect_change`): the stem mixer's
+  auto-level gains glide from 0 dB to their targets over the first seconds, so the mix of the
+  first seconds is louder (or quieter) than the rest: up to 3 dB on the benchmark, the main
+  reason the preview was 1-3.6 LU off the final master in its first seconds.  The job's mix
+  lane tells the preview, with every block, how much the mix level will still change
+  (:class:`LevelDrift` of the mix and :meth:`~engine.mix.StemMixer.converged_mix`: the same
+  stems at the gains the auto-level wants), and the estimate includes it.
 * Then a :class:`~.limiter.TruePeakLimiter` (ceiling ``ceiling_dbtp``).
 
 The gain stage has no latency; :attr:`PreviewMaster.latency` is the
@@ -76,6 +83,34 @@ class PreviewPrior:
             energies.extend(hops.process(b).tolist())
         lufs = meter.integrated_lufs()
         return cls(float(lufs) if math.isfinite(lufs) else None, tuple(energies))
+
+
+class LevelDrift:
+    """How much louder (dB) a mix will be once the stages before the master have settled.
+
+    ``update(mix, settled)`` takes the real mix block and the same block as it will sound once
+    settled (e.g. :meth:`~engine.mix.StemMixer.converged_mix`), both ``(channels, n)``; ``db``
+    is the K-weighted energy ratio of all ``settled`` hops so far over the real ones (0 dB
+    while silent).  Chunk-size invariant (absolute 100 ms hops).
+    """
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, channels: int = CHANNELS):
+        self._real = KWeightedHopEnergy(sample_rate, channels)
+        self._settled = KWeightedHopEnergy(sample_rate, channels)
+        self.reset()
+
+    def reset(self) -> None:
+        self._real.reset()
+        self._settled.reset()
+        self._sums = [0.0, 0.0]
+        self.db = 0.0
+
+    def update(self, mix: np.ndarray, settled: np.ndarray) -> float:
+        self._sums[0] += float(np.sum(self._real.process(mix)))
+        self._sums[1] += float(np.sum(self._settled.process(settled)))
+        if self._sums[0] > 1e-9 and self._sums[1] > 1e-9:
+            self.db = 10.0 * math.log10(self._sums[1] / self._sums[0])
+        return self.db
 
 
 class PreviewMaster(Stage):
@@ -137,6 +172,13 @@ class PreviewMaster(Stage):
         self._hop_index = 0  # hops of mix measured
         self._mix_sum = self._in_sum = 0.0
         self.offset_db = 0.0  # mix loudness minus input loudness over the same hops
+        self.pending_db = 0.0  # level change of the mix still to come (see expect_change)
+
+    def expect_change(self, db: float) -> None:
+        """The mix will become ``db`` louder once the stages before this one have settled (the
+        stem mixer's auto-level glide, measured by :class:`LevelDrift`); the
+        loudness estimate includes it from the next 100 ms grid point on."""
+        self.pending_db = float(db) if math.isfinite(db) else 0.0
 
     @property
     def input_lufs(self) -> float:
@@ -148,11 +190,11 @@ class PreviewMaster(Stage):
         measured_s = self.meter.gated_blocks() * 0.1 + 0.3 if self.meter.gated_blocks() else 0.0
         loud = self.meter.integrated_lufs() if measured_s >= self.min_measure_s else float("-inf")
         if self.prior is None:
-            return loud
+            return loud + self.pending_db
         expected = self.prior.integrated_lufs + self.offset_db
         if loud == float("-inf"):
-            return expected
-        return (self.prior_s * expected + measured_s * loud) / (self.prior_s + measured_s)
+            return expected + self.pending_db
+        return (self.prior_s * expected + measured_s * loud) / (self.prior_s + measured_s) + self.pending_db
 
     def _learn_offset(self, mix_energies: np.ndarray) -> None:
         """Compare the mix's hop energies with the input's over the same hops."""
