@@ -169,20 +169,29 @@ class StreamingSTFTStage(Stage):
         return pending[:, :n]
 
     def _frames(self, joined: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
-        """Analyse, process and overlap-add the frames ending at ``ends``."""
+        """Analyse, process and overlap-add the frames ending at ``ends`` (consecutive hops).
+
+        Vectorised overlap-add: frame ``i`` lands at ``i * hop`` of one span
+        buffer; its ``frame_length / hop`` hop-long pieces are added piece by
+        piece, latest piece first, so every output sample sums its frames in
+        time order, as a frame-by-frame accumulation would (bit-identical,
+        whatever the batching).
+        """
         n, h = self.frame_length, self.hop
-        offsets = ends - self._count  # frame i is joined[:, offsets[i]: offsets[i] + n]
-        idx = offsets[:, None] + np.arange(n)[None, :]
-        frames = np.transpose(joined[:, idx], (1, 0, 2)) * self.analysis_window  # (F, C, N)
+        f = len(ends)
+        o0 = int(ends[0] - self._count)  # frame i is joined[:, o0 + i*h : o0 + i*h + n]
+        view = np.lib.stride_tricks.sliding_window_view(joined[:, o0:o0 + (f - 1) * h + n], n, axis=1)[:, ::h]
+        frames = np.transpose(view, (1, 0, 2)) * self.analysis_window  # (F, C, N)
         spectra = np.fft.rfft(frames, axis=-1)
         spectra = self.process_frames(spectra, ends)
-        frames = np.fft.irfft(spectra, n=n, axis=-1) * self.synthesis_window
-        out = []
-        acc = self._accumulator
-        for i in range(frames.shape[0]):
-            acc += frames[i]
-            if ends[i] >= n:  # the oldest hop of this span is final and not before the stream
-                out.append(acc[:, :h].copy())
-            acc = np.concatenate([acc[:, h:], np.zeros((self.channels, h))], axis=1)
-        self._accumulator = acc
-        return out
+        frames = np.fft.irfft(spectra, n=n, axis=-1)
+        frames *= self.synthesis_window
+        c = self.channels
+        span = np.zeros((c, f * h + n), dtype=np.float64)
+        span[:, :n] = self._accumulator
+        pieces = frames.reshape(f, c, n // h, h)
+        for j in range(n // h - 1, -1, -1):  # piece j of frame i lands at (i + j) * h
+            span[:, j * h:(j + f) * h] += np.transpose(pieces[:, :, j, :], (1, 0, 2)).reshape(c, f * h)
+        self._accumulator = span[:, f * h:]
+        first_final = int(np.searchsorted(ends, n))  # hops of frames ending before frame_length: pre-stream
+        return [span[:, first_final * h:f * h]] if first_final < f else []

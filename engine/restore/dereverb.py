@@ -105,6 +105,8 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
         self._hist = np.zeros((self.delay_frames, self.bins))  # ring of past smoothed PSDs
         self._pos = 0
         self._gain = np.ones(self.bins)
+        self._rt_seen = 0  # decays the online estimate had found when ``_rt_decay`` was computed
+        self._rt_decay = None
         self._rt = RT60Estimator(frame_period_s=self.hop / self.sample_rate, sample_rate=self.sample_rate,
                                  smoothing_s=0.01) if self.rt60_s is None else None
 
@@ -116,28 +118,59 @@ class SpectralReverbSuppressor(StreamingSTFTStage):
         return self.default_rt60_s if est is None else est
 
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(spectra)
         if self.wet == 0.0:
-            return out
+            return np.zeros_like(spectra)
         p_all = (spectra.real ** 2 + spectra.imag ** 2).mean(axis=1)  # (frames, bins)
-        a, ar = self._a_psd, self._a_rel
-        for t in range(spectra.shape[0]):
-            p = p_all[t]
-            if self._rt is not None:
-                self._rt.update_frame_energy(float(p[self._rt_band].sum()))
-            rt60 = self.current_rt60()
-            decay = np.exp(-2.0 * 6.908 * self.delay_s / rt60)
-            self._psd = a * self._psd + (1.0 - a) * p
-            late = decay * self._hist[self._pos]
-            self._hist[self._pos] = self._psd
-            self._pos = (self._pos + 1) % self.delay_frames
-            g = 1.0 - self.over_subtraction * late / np.maximum(self._psd, 1e-20)
-            g = np.clip(g, self.floor, 1.0)
-            g[1:-1] = 0.25 * g[:-2] + 0.5 * g[1:-1] + 0.25 * g[2:]
-            # fast attack (gain may rise at once), smooth release
-            self._gain = np.maximum(g, ar * self._gain + (1.0 - ar) * g)
-            out[t] = (self.wet * (self._gain - 1.0)) * spectra[t]
-        return out
+        T = spectra.shape[0]
+        if self._rt is None:
+            decay = np.full(T, np.exp(-2.0 * 6.908 * self.delay_s / float(self.rt60_s)))
+        else:  # the online estimate moves frame by frame (it changes only when a decay is found)
+            decay = np.empty(T)
+            band = p_all[:, self._rt_band].sum(axis=1)
+            for t in range(T):
+                self._rt.update_frame_energy(float(band[t]))
+                if self._rt.decays_found != self._rt_seen:
+                    self._rt_seen = self._rt.decays_found
+                    self._rt_decay = None
+                if self._rt_decay is None:
+                    self._rt_decay = np.exp(-2.0 * 6.908 * self.delay_s / self.current_rt60())
+                decay[t] = self._rt_decay
+        gains = np.empty((T, self.bins))
+        self._pos = _reverb_gains(p_all, decay, self._psd, self._hist, self._pos, self._gain, gains,
+                                  self._a_psd, self._a_rel, self.over_subtraction, self.floor)
+        return (self.wet * (gains - 1.0))[:, None, :] * spectra
+
+
+@njit(cache=True, nogil=True)
+def _reverb_gains(p_all, decay, psd, hist, pos, gain, gains, a, ar, over, floor):  # pragma: no cover - compiled
+    """The suppressor's frame recursion (in place on ``psd``, ``hist``, ``gain``); returns the new ring position.
+
+    Per frame ``t``: smoothed PSD, late-reverb prediction from the PSD
+    ``delay_frames`` ago, clipped gain, 3-tap smoothing across bins, fast
+    attack / smooth release; ``gains[t]`` = the gain (same operations, in the
+    same order, as the numpy formulation).
+    """
+    T, F = p_all.shape
+    D = hist.shape[0]
+    g = np.empty(F)
+    for t in range(T):
+        for f in range(F):
+            psd[f] = a * psd[f] + (1.0 - a) * p_all[t, f]
+        for f in range(F):
+            late = decay[t] * hist[pos, f]
+            hist[pos, f] = psd[f]
+            v = 1.0 - over * late / max(psd[f], 1e-20)
+            g[f] = min(max(v, floor), 1.0)
+        prev = g[0]
+        for f in range(1, F - 1):
+            cur = g[f]
+            g[f] = 0.25 * prev + 0.5 * cur + 0.25 * g[f + 1]
+            prev = cur
+        pos = (pos + 1) % D
+        for f in range(F):
+            gain[f] = max(g[f], ar * gain[f] + (1.0 - ar) * g[f])
+            gains[t, f] = gain[f]
+    return pos
 
 
 # --------------------------------------------------------------------------
