@@ -180,6 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     busy = _port_unavailable(args.host, args.port)
     if busy:  # before Ray starts or a banner is printed
         raise ResonateError(busy, code="port_in_use")
+    _job_log_to_stderr()
     try:
         return serve_forever(host=args.host, port=args.port, address=args.address, token=args.token,
                              allow=[Path(a) for a in args.allow], workers=args.separators,
@@ -188,6 +189,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise ResonateError(f"cannot listen on {args.host}:{args.port}: {e.strerror}", code="port_in_use") from None
         raise
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records as one line each: an exception is named, its traceback left out."""
+
+    def formatException(self, ei) -> str:
+        return f"  ({ei[0].__name__}: {str(ei[1])[:200]})"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", " ")
+
+
+def _job_log_to_stderr() -> None:
+    """One line per job event (accepted, started, first audio, done/failed) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log = logging.getLogger("resonate.gateway")
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    log.propagate = False
 
 
 def _port_unavailable(host: str, port: int) -> str | None:
