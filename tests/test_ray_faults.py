@@ -119,7 +119,7 @@ def deviation(got: np.ndarray, ref: np.ndarray) -> dict:
     err = np.max(np.abs(got.astype(np.float64) - ref), axis=0)
     bad = np.flatnonzero(err)
     whole = err[:err.size // SAMPLE_RATE * SAMPLE_RATE].reshape(-1, SAMPLE_RATE)
-    return {"first_s": round(bad[0] / SAMPLE_RATE, 3) if bad.size else None, "max": float(err.max()),
+    return {"first_s": float(bad[0] / SAMPLE_RATE) if bad.size else None, "max": float(err.max()),
             "last_2s": float(err[-2 * SAMPLE_RATE:].max()), "ref_peak": float(np.abs(ref).max()),
             "per_second": " ".join(f"{v:.1e}" for v in whole.max(axis=1))}
 

@@ -130,3 +130,27 @@ def test_dsp_separator_pickles(sep):
     sep.separate(w)
     clone = pickle.loads(pickle.dumps(sep))
     np.testing.assert_array_equal(clone.separate(w), sep.separate(w))
+
+
+def test_process_with_the_dsp_separator_imports_no_torch(tmp_path):
+    """Start-up: the weight-free path loads neither torch nor demucs (seconds of imports)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    import soundfile as sf
+
+    sr = 44100
+    x = 0.1 * np.random.default_rng(1).standard_normal((2 * sr, 2)).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, sr)
+    code = textwrap.dedent(f"""
+        import sys
+        from resonate_stream.cli import main
+        rc = main(["process", {str(tmp_path / 'in.wav')!r}, "-o", {str(tmp_path / 'out.wav')!r}, "-q",
+                   "--separator", "dsp", "--no-cache"])
+        print("RESULT", rc, "torch" in sys.modules, "demucs" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
+    assert line == ["RESULT 0 False False"], out.stdout + out.stderr
+    assert (tmp_path / "out.wav").stat().st_size > 0

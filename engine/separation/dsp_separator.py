@@ -97,7 +97,7 @@ class DspSeparator(Separator):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_window"] = None  # torch tensor cache, rebuilt on demand
+        state["_window"] = None  # window cache, rebuilt on demand
         return state
 
     def separate(self, window: SeparationWindow) -> np.ndarray:
@@ -109,21 +109,17 @@ class DspSeparator(Separator):
 
     def separate_array(self, x: np.ndarray) -> np.ndarray:
         """Separate a whole ``(2, n)`` array at once: float32 ``(4, 2, n)``."""
-        import torch  # late: importing torch costs seconds; only separating needs it
-
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[1]
         if n == 0:
             return np.zeros((len(self.sources), CHANNELS, 0), np.float32)
-        if self._window is None:
-            self._window = torch.hann_window(self.n_fft)
+        if self._window is None:  # periodic Hann
+            self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(self.n_fft) / self.n_fft)).astype(np.float32)
         pad = 0
-        if n <= self.n_fft // 2:  # torch's reflect padding needs n > n_fft / 2
+        if n <= self.n_fft // 2:  # reflect padding needs n > n_fft / 2
             pad = self.n_fft // 2 + 1 - n
             x = np.pad(x, ((0, 0), (0, pad)))
-        xt = torch.from_numpy(x)
-        X = torch.stft(xt, self.n_fft, self.hop, window=self._window, center=True,
-                       return_complex=True).numpy()  # (2, F, T) complex64
+        X = _stft(x, self.n_fft, self.hop, self._window)  # (2, F, T) complex64
         XL, XR = X[0], X[1]
         pl = XL.real ** 2 + XL.imag ** 2
         pr = XR.real ** 2 + XR.imag ** 2
@@ -146,10 +142,41 @@ class DspSeparator(Separator):
         m_voc = m_harm * self._vocal_band * centre
         masks = np.stack([m_voc, m_perc, m_bass]).astype(np.float32)  # (3, F, T)
         Y = masks[:, None] * X[None]  # (3, 2, F, T)
-        Yt = torch.from_numpy(np.ascontiguousarray(Y.reshape(6, *X.shape[1:])))
-        y = torch.istft(Yt, self.n_fft, self.hop, window=self._window, center=True,
-                        length=x.shape[1]).numpy().reshape(3, CHANNELS, x.shape[1])
+        y = _istft(Y.reshape(6, *X.shape[1:]), self.n_fft, self.hop, self._window,
+                   x.shape[1]).reshape(3, CHANNELS, x.shape[1])
         if pad:
             y, x = y[..., :n], x[:, :n]
         other = x - y.sum(axis=0)
         return np.concatenate([y, other[None]], axis=0).astype(np.float32, copy=False)
+
+
+def _stft(x: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
+    """Centred STFT of ``(C, n)`` (reflect padding of ``n_fft // 2``, as ``torch.stft(center=True)``):
+    complex64 ``(C, n_fft // 2 + 1, 1 + n // hop)``."""
+    p = n_fft // 2
+    xp = np.pad(x, ((0, 0), (p, p)), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop]  # (C, T, n_fft)
+    spec = np.fft.rfft(frames * window, axis=-1)
+    return np.ascontiguousarray(spec.transpose(0, 2, 1)).astype(np.complex64, copy=False)
+
+
+def _istft(X: np.ndarray, n_fft: int, hop: int, window: np.ndarray, length: int) -> np.ndarray:
+    """Inverse of :func:`_stft` (windowed overlap-add over the squared-window sum, as
+    ``torch.istft(center=True, length=length)``): float32 ``(K, length)`` from ``(K, F, T)``."""
+    K, _, T = X.shape
+    r = n_fft // hop
+    frames = np.fft.irfft(X.transpose(0, 2, 1), n=n_fft, axis=-1).astype(np.float32) * window  # (K, T, n_fft)
+    chunks = frames.reshape(K, T, r, hop)
+    out = np.zeros((K, T + r - 1, hop), np.float32)
+    wsq = (window * window).reshape(r, hop)
+    wsum = np.zeros((T + r - 1, hop), np.float32)
+    for j in range(r):  # r = 4 partial sums, not a loop over frames
+        out[:, j:j + T] += chunks[:, :, j]
+        wsum[j:j + T] += wsq[j]
+    p = n_fft // 2
+    y = out.reshape(K, -1)[:, p:p + length]
+    w = wsum.reshape(-1)[p:p + length]
+    y = y / np.where(w > 1e-11, w, 1.0)
+    if y.shape[1] < length:
+        y = np.pad(y, ((0, 0), (0, length - y.shape[1])))
+    return y.astype(np.float32, copy=False)
