@@ -271,3 +271,23 @@ def test_the_clock_shows_the_whole_duration(gateway, page):
     page.wait_for_function("window.resonate.originalDecoded", timeout=15000)
     page.wait_for_function("document.getElementById('clock').textContent.endsWith('/ 0:25.0')", timeout=5000)
     assert page.inner_text("#clock") == "0:00.0 / 0:25.0"  # position / the recording's length
+
+
+def test_generation_mode_warns_first_and_is_sent_with_the_job(gateway, page):
+    page.goto(f"{gateway.http_url}/")
+    page.wait_for_function("document.getElementById('conn').dataset.state === 'connected'", timeout=15000)
+    assert page.is_hidden("#generate-warning") and page.is_hidden("#blend-pair")  # restore: no warning
+    page.select_option("#mode", "generate")
+    assert page.is_visible("#generate-warning")
+    warning = page.inner_text("#generate-warning")
+    assert "AI" in warning and "not a restoration" in warning and "CC-BY-NC" in warning, warning
+    assert page.is_hidden("#blend-pair")
+    assert _r(page, "jobSettings")["overrides"]["generate"]["mode"] == "generate"
+    page.select_option("#mode", "both")
+    assert page.is_visible("#blend-pair") and page.is_visible("#generate-warning")
+    page.fill("#blend", "0.25")
+    page.dispatch_event("#blend", "input")
+    assert _r(page, "jobSettings")["overrides"]["generate"] == {"mode": "both", "blend": 0.25}
+    page.select_option("#mode", "")
+    assert "generate" not in _r(page, "jobSettings")["overrides"] and page.is_hidden("#generate-warning")
+    assert page.page_errors == []  # type: ignore[attr-defined]

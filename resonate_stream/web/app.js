@@ -128,6 +128,13 @@ function showSettings() {
   $("high-band-on").checked = S.effectiveValue(st, app.catalogue, "high-band") > 0;
   $("sub-bass-on").checked = S.effectiveValue(st, app.catalogue, "sub-bass") > 0;
   $("dereverb").value = S.getPath(st.overrides, "restore.dereverb") || "";
+  const mode = S.getPath(st.overrides, "generate.mode") || "";
+  $("mode").value = mode;
+  $("generate-warning").hidden = !mode; // the warning before anything is generated
+  $("blend-pair").hidden = mode !== "both";
+  const blend = S.getPath(st.overrides, "generate.blend");
+  $("blend").value = typeof blend === "number" ? blend : 0.5;
+  $("blend-out").textContent = Number($("blend").value).toFixed(2);
   $("out-format").value = st.output.format;
   $("out-depth").value = String(st.output.bit_depth);
   $("out-depth").querySelector('option[value="32"]').disabled = st.output.format !== "wav";
@@ -148,6 +155,15 @@ function wireSettings() {
   $("dereverb").addEventListener("change", (ev) => {
     if (ev.target.value) S.setPath(app.state.overrides, "restore.dereverb", ev.target.value);
     else S.deletePath(app.state.overrides, "restore.dereverb");
+    saveAndShow();
+  });
+  $("mode").addEventListener("change", (ev) => {
+    if (ev.target.value) S.setPath(app.state.overrides, "generate.mode", ev.target.value);
+    else { S.deletePath(app.state.overrides, "generate.mode"); S.deletePath(app.state.overrides, "generate.blend"); }
+    saveAndShow();
+  });
+  $("blend").addEventListener("input", (ev) => {
+    S.setPath(app.state.overrides, "generate.blend", Number(ev.target.value));
     saveAndShow();
   });
   $("out-format").addEventListener("change", (ev) => { app.state.output.format = ev.target.value; saveAndShow(); });
@@ -646,6 +662,7 @@ window.resonate = {
   },
   get stemNames() { return app.player.stemNames.slice(); },
   get settings() { return JSON.parse(JSON.stringify(app.state)); },
+  get jobSettings() { return S.jobSettings(app.state, app.catalogue); },
   download: (kind) => downloadKind(kind),
   dropConnection: () => app.session && app.session.dropForTest(),
   msgpack,
