@@ -97,8 +97,11 @@ def compose_cfg(config_tar: Path, work: Path, latent_dim: int, lm: dict = TINY_L
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
 
 
-def write_random_jasco(root: Path, vendor: Path, seed: int = 0) -> dict:
-    """Everything under ``root``; returns ``{"model_dir", "hf_home", "torch_home", "mapping"}``."""
+def write_random_jasco(root: Path, vendor: Path, seed: int = 0, lm: dict | None = None) -> dict:
+    """Everything under ``root``; returns ``{"model_dir", "hf_home", "torch_home", "mapping"}``.
+
+    ``lm``: transformer sizes over the composed config (default :data:`TINY_LM`; ``{}`` keeps the
+    released 400 M architecture of ``jasco/chords_drums_melody``)."""
     import os
 
     import torch
@@ -111,7 +114,7 @@ def write_random_jasco(root: Path, vendor: Path, seed: int = 0) -> dict:
     latent = write_random_encodec32(hf_home, seed)
     write_random_t5(hf_home, seed)
     write_tiny_htdemucs(torch_home, seed)
-    cfg = compose_cfg(vendor / "config.tar.gz", root / "cfg", latent)
+    cfg = compose_cfg(vendor / "config.tar.gz", root / "cfg", latent, TINY_LM if lm is None else lm)
     from audiocraft.models import builders
     from audiocraft.models.encodec import CompressionModel
     from engine.polish.mbd_loader import hub_cache
