@@ -267,7 +267,7 @@ async def test_a_big_frame_is_decoded_off_the_event_loop(tmp_path):
             if not answered.done():
                 pongs += 1
         assert isinstance(answered.result(), P.Pong) and answered.result().data == 7
-        assert pongs >= 10
+        assert pongs >= 3  # decoded on the loop, no pong (at most the one already in flight) could arrive
     finally:
         await a.close()
         await b.close()
