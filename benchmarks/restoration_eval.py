@@ -84,7 +84,7 @@ _PROFILES: dict[str, tuple] = {}
 
 
 def tonal_training_row(case: Case, pair) -> tuple:
-    """``(degraded head profile, clean profile, detected upper band edge)`` of a case, measured
+    """``(degraded head profile, clean profile, detected (low, high) band)`` of a case, measured
     as the runner measures a recording (its first ``BAND_DETECT_SECONDS``); memoised."""
     if case.name not in _PROFILES:
         from engine.restore.tonal import TonalProfile
@@ -94,7 +94,7 @@ def tonal_training_row(case: Case, pair) -> tuple:
         head = degraded[:, :int(BAND_DETECT_SECONDS * SR)]
         blocks = [head[:, i:i + SR] for i in range(0, head.shape[1], SR)]
         _PROFILES[case.name] = (TonalProfile.measure(blocks), TonalProfile.from_signal(clean),
-                                detect_band_limits(blocks)[1])
+                                detect_band_limits(blocks))
     return _PROFILES[case.name]
 
 
@@ -104,7 +104,8 @@ def fit_tonal(train: list[Case], pair, workdir: Path | None = None) -> dict:
     from engine.restore.tonal import TonalModel
 
     rows = [tonal_training_row(c, pair) for c in train]
-    model = TonalModel.fit([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    model = TonalModel.fit([r[0] for r in rows], [r[1] for r in rows], [r[2][1] for r in rows],
+                           low_edges_hz=[r[2][0] for r in rows])
     folder = Path(workdir or tempfile.gettempdir())
     path = folder / f"tonal_model_{abs(hash(tuple(sorted(c.name for c in train)))) % 10 ** 10}.json"
     model.save(path)

@@ -29,7 +29,7 @@ def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
     if r.tonal > 0.0:
         model = TonalModel.load(r.tonal_model) if r.tonal_model else None
         corrector = plan_corrector(cfg.tonal_profile, cfg.band_limits_hz[1], r.tonal, r.tonal_max_db,
-                                   r.tonal_min_snr_db, model)
+                                   r.tonal_min_snr_db, model, low_edge_hz=cfg.band_limits_hz[0])
         if corrector is not None:
             stages.append(corrector)
     stages.extend(build_restore_chain(stem, cfg.restore, cfg.band_limits_hz).stages)

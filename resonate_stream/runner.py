@@ -25,7 +25,9 @@ from engine.errors import ResonateError
 from engine.blocks import StemFifo
 from engine.graph import GraphPipeline, LocalPipeline
 from engine.master.preview import PreviewPrior
+from engine.restore.governor import SpectrumAccumulator
 from engine.restore.tonal import TonalProfile
+from engine.stage import LatencyAligned
 from engine.config import PipelineConfig
 from engine.polish.factory import provenance
 from engine.provenance import Provenance, job_provenance
@@ -264,12 +266,15 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                 seq += 1
                 offset += n
 
+    spectrum_in = SpectrumAccumulator(SAMPLE_RATE) if settings.restore.governor else None
     try:
         for i, block in enumerate(blocks):
             if cancel is not None and cancel.is_set():
                 raise JobCancelled("job cancelled")
             if i >= len(head):
                 analyzer_in.update(block)
+            if spectrum_in is not None:
+                spectrum_in.update(block)
             consumed += block.shape[1]
             handle(pipeline.process(block))
             emit(ProgressEvent("input", consumed / SAMPLE_RATE, total))
@@ -285,12 +290,20 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         writers.close()
         if cancel is not None and cancel.is_set():
             raise JobCancelled("job cancelled")
+        governor = None
+        if spectrum_in is not None:
+            governor = _govern(writers.mix_path, spectrum_in, band, settings)
+            if governor.backed_off:
+                emit(InfoEvent(f"governor: {governor.notes[-1]} in the final file", {"kind": "governor",
+                                                                                      **governor.report()}))
         master_report, analyzer_out = _final_master(writers.mix_path, outputs.master, settings, total, emit,
                                                     source_rate=info.sample_rate,
-                                                    tags=made_by.tags(Path(info.name).stem))
+                                                    tags=made_by.tags(Path(info.name).stem),
+                                                    pre=governor.corrector() if governor is not None else None)
         report = _report(info, settings, description, notes, analyzer_in, analyzer_out, master_report,
                          pipeline, band, total, time.perf_counter() - t0, first_audio_s)
         report["separation"]["cache"] = cache_state
+        report["governor"] = governor.report() if governor is not None else None
         report["strategy"] = strategy
         if ref_profile is not None:
             report["reference"] = {"name": Path(reference).name, **ref_profile.describe(),
@@ -414,12 +427,30 @@ def _describe_analysis(a: dict) -> str:
     return text + (f" (first {a['analysed_s']:.1f} s)" if a["partial"] else "")
 
 
+def _govern(mix_path: Path, spectrum_in, band: tuple[float, float], settings: Settings):
+    """The governor's plan (:mod:`engine.restore.governor`): the stored mix's long-term spectrum
+    (one streaming read) against the input's."""
+    from engine.io.decode import open_audio
+    from engine.restore.governor import plan_governor
+    from engine.restore.tonal import TonalModel
+
+    out = SpectrumAccumulator(SAMPLE_RATE)
+    with open_audio(mix_path, block_seconds=1.0) as dec:
+        for block in dec:
+            out.update(block)
+    r = settings.restore
+    model = TonalModel.load(r.tonal_model) if r.tonal_model else None
+    return plan_governor(spectrum_in.profile(), out.profile(), band, model, tol_db=r.governor_tol_db,
+                         min_snr_db=r.tonal_min_snr_db)
+
+
 def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: float, emit: EventSink,
-                  source_rate: int | None = None, tags: dict | None = None):
+                  source_rate: int | None = None, tags: dict | None = None, pre=None):
     """Exact second pass on the stored mix -> the export file; returns (report, output analyzer).
 
     The mix is resampled to the export rate *before* the final limiter, so the
-    true-peak ceiling holds in the file itself, not only at 44.1 kHz.
+    true-peak ceiling holds in the file itself, not only at 44.1 kHz.  ``pre``: a stage run on
+    the stored mix first (the governor's filter; its latency removed).
     """
     from engine.analysis.metrics import AudioAnalyzer
     from engine.io.decode import open_audio
@@ -436,8 +467,19 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
 
     def read_blocks():
         resampler = StreamResampler(SAMPLE_RATE, rate, 2) if rate != SAMPLE_RATE else None
-        with open_audio(mix_path, block_seconds=1.0) as dec:
-            for block in dec:
+        first = LatencyAligned(pre) if pre is not None else None
+        if first is not None:
+            first.reset()
+
+        def stored():
+            with open_audio(mix_path, block_seconds=1.0) as dec:
+                for block in dec:
+                    yield first.process(block) if first is not None else block
+            if first is not None:
+                yield first.flush()
+
+        for block in stored():
+            if block.shape[1]:
                 yield resampler.process(block) if resampler else block
         if resampler:
             yield resampler.flush()

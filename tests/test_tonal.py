@@ -85,3 +85,38 @@ def test_planner_backs_off_on_a_short_head_and_model_round_trip(tmp_path):
         TonalModel.load(tmp_path / "missing.json")
     with pytest.raises(SettingsError):
         TonalCorrector([1.0, 2.0])
+
+
+def test_no_boost_below_the_detected_low_edge():
+    nb = C.size
+    big = TonalModel(tuple(np.where(C < 300, 12.0, 0.0)), tuple([1.0] * nb), tuple([1.0] * nb), trained_on=10)
+    g = correction_db(_profile(-3.0 * OCT), big, 20000.0, low_edge_hz=336.0)
+    assert np.all(g[C * 2 ** (1 / 6) < 336.0] == 0.0)  # wholly below the band: untouched
+    assert np.all(g[C * 2 ** (-1 / 6) < 336.0] <= 0.0)  # reaching below it: never boosted
+    assert np.max(correction_db(_profile(-3.0 * OCT), big, 20000.0)[C < 250]) > 6.0  # without the edge: boosted
+
+
+def test_a_correction_within_the_models_error_is_not_made():
+    nb = C.size
+    want = np.where(C > 3000, 4.0, 0.0)  # the model wants +4 dB above 3 kHz
+    sure = TonalModel(tuple(want), tuple([1.0] * nb), tuple([1.0] * nb), trained_on=10, sigma=tuple([0.5] * nb))
+    unsure = TonalModel(tuple(want), tuple([1.0] * nb), tuple([1.0] * nb), trained_on=10,
+                        sigma=tuple(np.where(C > 6000, 5.0, 0.5)))
+    gs = correction_db(_profile(-3.0 * OCT), sure, 20000.0, max_db=12.0)
+    gu = correction_db(_profile(-3.0 * OCT), unsure, 20000.0, max_db=12.0)
+    band = (C > 3000) & (C <= 6000)
+    assert np.allclose(gs[C > 3000], 3.5, atol=0.3)  # shrunk by sigma, still made
+    assert np.allclose(gu[band], gs[band])
+    assert np.all(gu[C > 6000] == 0.0)  # 4 dB asked, 5 dB of doubt: nothing
+
+
+def test_fit_records_the_models_error_and_it_round_trips(tmp_path):
+    tilts = np.random.default_rng(2).uniform(2.0, 4.0, 18)
+    measured, clean = _tilted_pairs(tilts)
+    model = TonalModel.fit(measured, clean, [20000.0] * len(tilts))
+    sig = model.uncertainty_db()
+    inside = (C >= 100) & (C <= 8000)
+    # about the 1 dB per-band scatter of the music (less inside the body the levels are relative to)
+    assert np.all(sig[inside] > 0.0) and np.all(sig[inside] < 3.0) and 0.4 < np.mean(sig[inside]) < 1.5
+    model.save(tmp_path / "m.json")
+    assert TonalModel.load(tmp_path / "m.json") == model

@@ -25,6 +25,11 @@ tonal: amount of the closed-loop tonal-balance correction, 0..1 (0 = off):
 tonal_max_db: cap of every tonal correction gain, +-dB (0..12).
 tonal_min_snr_db: a band whose long-term level is less than this many dB
     above its noise floor is never boosted (dB, 0..30).
+governor: check the whole job before the final master (:mod:`engine.restore.governor`):
+    a band whose long-term level ended further from the tonal model's plausible
+    clean target than the input's was, by more than ``governor_tol_db``, is
+    pulled back towards the input in the final file (a fixed zero-phase filter).
+governor_tol_db: see ``governor`` (dB, 0..12).
 tonal_model: JSON file of a fitted tonal model (``benchmarks/restoration_eval.py
     --loo tonal`` writes them); null = the model shipped with the engine.
 """
@@ -33,7 +38,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from ..config_fields import Choice, Number, Text, build, check_fields, setting
+from ..config_fields import Choice, Flag, Number, Text, build, check_fields, setting
 
 DEREVERB_METHODS = ("off", "spectral", "wpe")
 
@@ -53,6 +58,8 @@ class RestoreConfig:
     tonal_max_db: float = setting(Number(0.0, 12.0), 9.0)
     tonal_min_snr_db: float = setting(Number(0.0, 30.0), 6.0)
     tonal_model: str | None = setting(Text(optional=True, none_means="built-in"), None)
+    governor: bool = setting(Flag(), True)
+    governor_tol_db: float = setting(Number(0.0, 12.0), 1.0)
 
     def __post_init__(self):
         check_fields(self, "restore")

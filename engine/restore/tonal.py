@@ -139,23 +139,36 @@ class TonalModel:
     b: tuple[float, ...]
     weight: tuple[float, ...]
     trained_on: int = 0
+    #: per band, the RMS error (dB) of the corrected level on the training material
+    #: (degrees-of-freedom adjusted): a correction smaller than this is not trusted
+    sigma: tuple[float, ...] | None = None
 
     def __post_init__(self):
         n = len(BAND_CENTRES_HZ)
         if not (len(self.a) == len(self.b) == len(self.weight) == n):
             raise SettingsError(f"a tonal model needs {n} bands of a, b and weight")
+        if self.sigma is not None and (len(self.sigma) != n or min(self.sigma) < 0.0):
+            raise SettingsError(f"a tonal model's sigma needs {n} bands >= 0 dB")
+
+    def uncertainty_db(self) -> np.ndarray:
+        """:attr:`sigma` (zeros for a model saved without it)."""
+        return np.zeros(len(BAND_CENTRES_HZ)) if self.sigma is None else np.asarray(self.sigma)
 
     def predict(self, measured_rel_db: np.ndarray) -> np.ndarray:
         return np.asarray(self.a) + np.asarray(self.b) * np.asarray(measured_rel_db)
 
     def to_dict(self) -> dict:
-        return {"a": list(self.a), "b": list(self.b), "weight": list(self.weight), "trained_on": self.trained_on,
-                "centres_hz": list(BAND_CENTRES_HZ)}
+        d = {"a": list(self.a), "b": list(self.b), "weight": list(self.weight), "trained_on": self.trained_on,
+             "centres_hz": list(BAND_CENTRES_HZ)}
+        if self.sigma is not None:
+            d["sigma"] = list(self.sigma)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TonalModel":
+        sigma = d.get("sigma")
         return cls(tuple(map(float, d["a"])), tuple(map(float, d["b"])), tuple(map(float, d["weight"])),
-                   int(d.get("trained_on", 0)))
+                   int(d.get("trained_on", 0)), None if sigma is None else tuple(map(float, sigma)))
 
     @classmethod
     def load(cls, path: str | Path) -> "TonalModel":
@@ -169,17 +182,19 @@ class TonalModel:
 
     @classmethod
     def fit(cls, measured: list[TonalProfile], clean: list[TonalProfile], band_edges_hz: list[float],
-            shrink: float = 2.0, min_snr_db: float = 6.0) -> "TonalModel":
+            shrink: float = 2.0, min_snr_db: float = 6.0, low_edges_hz: list[float] | None = None) -> "TonalModel":
         """Fit on pairs (degraded head profile, clean profile) with each degraded recording's
-        detected upper band edge; bands above the edge or under ``min_snr_db`` are left out of
-        that band's fit.  ``shrink``: ridge weight pulling ``b`` towards 1, in cases."""
+        detected upper (and, optionally, lower) band edge; bands outside the band or under
+        ``min_snr_db`` are left out of that band's fit.  ``shrink``: ridge weight pulling ``b``
+        towards 1, in cases."""
         nb = len(BAND_CENTRES_HZ)
         centres = np.asarray(BAND_CENTRES_HZ)
-        a, b, w = np.zeros(nb), np.ones(nb), np.zeros(nb)
+        a, b, w, sig = np.zeros(nb), np.ones(nb), np.zeros(nb), np.zeros(nb)
         X = np.array([m.relative_db() for m in measured])
         Y = np.array([c.relative_db() for c in clean])
-        ok = np.array([(m.snr_db() >= min_snr_db) & (centres * 2 ** (1 / 6) <= edge)
-                       for m, edge in zip(measured, band_edges_hz)])
+        lows = low_edges_hz if low_edges_hz is not None else [0.0] * len(measured)
+        ok = np.array([(m.snr_db() >= min_snr_db) & (centres * 2 ** (1 / 6) <= edge) & (centres * 2 ** (-1 / 6) >= lo)
+                       for m, edge, lo in zip(measured, band_edges_hz, lows)])
         for k in range(nb):
             sel = ok[:, k]
             n = int(sel.sum())
@@ -197,22 +212,28 @@ class TonalModel:
             after = float(np.mean((y - x - corr) ** 2))
             a[k], b[k] = ak, bk
             w[k] = float(np.clip(1.0 - after / before, 0.0, 1.0)) if before > 0 else 0.0
-        return cls(tuple(a), tuple(b), tuple(w), trained_on=len(measured))
+            sig[k] = float(np.sqrt(after * n / (n - 2)))  # two parameters fitted
+        return cls(tuple(a), tuple(b), tuple(w), trained_on=len(measured), sigma=tuple(sig))
 
 
 def correction_db(profile: TonalProfile, model: TonalModel, high_edge_hz: float, amount: float = 1.0,
-                  max_db: float = 9.0, min_snr_db: float = 6.0) -> np.ndarray:
+                  max_db: float = 9.0, min_snr_db: float = 6.0, low_edge_hz: float = 0.0) -> np.ndarray:
     """Per-band gains (dB, :data:`BAND_CENTRES_HZ`) that move ``profile`` towards the model's
-    prediction: weighted, scaled by ``amount``, capped to ``+-max_db``, no boost where the
-    band's SNR is under ``min_snr_db`` or the band reaches above ``high_edge_hz``, 0 dB on
-    average over the body."""
+    prediction: weighted, shrunk towards 0 by the model's own error in the band (a correction
+    within the model's uncertainty is not made: when unsure, do less), scaled by ``amount``,
+    capped to ``+-max_db``, no boost where the band's SNR is under ``min_snr_db`` or the band
+    reaches outside the detected band ``[low_edge_hz, high_edge_hz]``, 0 dB on average over the
+    body."""
     centres = np.asarray(BAND_CENTRES_HZ)
     rel = profile.relative_db()
-    g = np.asarray(model.weight) * (model.predict(rel) - rel) * float(amount)
+    g = np.asarray(model.weight) * (model.predict(rel) - rel)
     g = g - float(np.mean(g[_body_mask()]))
-    no_boost = (profile.snr_db() < min_snr_db) | (centres * 2 ** (1 / 6) > high_edge_hz)
+    g = np.sign(g) * np.maximum(np.abs(g) - model.uncertainty_db(), 0.0) * float(amount)
+    lo, hi = centres * 2 ** (-1 / 6), centres * 2 ** (1 / 6)
+    no_boost = (profile.snr_db() < min_snr_db) | (hi > high_edge_hz) | (lo < low_edge_hz)
     g = np.where(no_boost, np.minimum(g, 0.0), g)
-    g = np.where(centres * 2 ** (-1 / 6) > high_edge_hz, 0.0, g)  # wholly above the edge: not ours
+    # wholly outside the band: not ours (the high-band extension and the sub-bass synthesis own them)
+    g = np.where((lo > high_edge_hz) | (hi < low_edge_hz), 0.0, g)
     return np.clip(g, -float(max_db), float(max_db))
 
 
@@ -288,7 +309,7 @@ class TonalCorrector(StreamingSTFTStage):
 
 def plan_corrector(profile: TonalProfile | None, high_edge_hz: float, amount: float, max_db: float,
                    min_snr_db: float, model: TonalModel | None = None, min_seconds: float = 2.0,
-                   channels: int = CHANNELS) -> TonalCorrector | None:
+                   channels: int = CHANNELS, low_edge_hz: float = 0.0) -> TonalCorrector | None:
     """The corrector for a recording (None when ``amount`` is 0 or nothing was measured).
 
     Backs off (a zero-gain corrector that only reports) when the head is shorter
@@ -303,7 +324,7 @@ def plan_corrector(profile: TonalProfile | None, high_edge_hz: float, amount: fl
         notes.append("the tonal model holds no fitted band: no correction")
     if notes:
         return TonalCorrector(None, channels=channels, backed_off=True, notes=tuple(notes))
-    g = correction_db(profile, model, high_edge_hz, amount, max_db, min_snr_db)
+    g = correction_db(profile, model, high_edge_hz, amount, max_db, min_snr_db, low_edge_hz)
     capped = int(np.sum(np.abs(g) >= max_db - 1e-9))
     if capped:
         notes.append(f"{capped} band(s) at the +-{max_db:g} dB cap")
