@@ -52,6 +52,8 @@ BODY_HZ = (250.0, 2000.0)
 #: analysis of :meth:`TonalProfile.measure`
 MEASURE_FFT = 4096
 MEASURE_HOP = 1024
+#: a correction is shrunk towards 0 by this share of the model's own error in the band (``sigma``)
+DOUBT = 1.0
 #: percentile of the frame powers taken as a band's noise floor, and its bias to the mean noise power (dB)
 NOISE_PERCENTILE = 10.0
 NOISE_BIAS_DB = 2.0
@@ -228,7 +230,7 @@ def correction_db(profile: TonalProfile, model: TonalModel, high_edge_hz: float,
     rel = profile.relative_db()
     g = np.asarray(model.weight) * (model.predict(rel) - rel)
     g = g - float(np.mean(g[_body_mask()]))
-    g = np.sign(g) * np.maximum(np.abs(g) - model.uncertainty_db(), 0.0) * float(amount)
+    g = np.sign(g) * np.maximum(np.abs(g) - DOUBT * model.uncertainty_db(), 0.0) * float(amount)
     lo, hi = centres * 2 ** (-1 / 6), centres * 2 ** (1 / 6)
     no_boost = (profile.snr_db() < min_snr_db) | (hi > high_edge_hz) | (lo < low_edge_hz)
     g = np.where(no_boost, np.minimum(g, 0.0), g)
