@@ -141,3 +141,13 @@ def test_declip_setting_is_checked_and_sizes_the_lanes():
     assert lanes_per_job(cfg=off) == lanes_per_job() == {"stem": 4, "mix": 1}
     assert JobGraph(off).input_spec() is None and JobGraph(off).input_description == {}
     assert JobGraph(on).input_description == {"declip": "auto"}
+
+
+def test_stems_cached_without_declip_never_serve_a_declip_job(clipped_recording, tmp_path):
+    _, src = clipped_recording
+    states = []
+    for mode in ("off", "auto", "auto"):
+        done = process_file(src, tmp_path / f"{len(states)}.wav", plain_settings(mode), cache_dir=tmp_path / "cache")
+        states.append(done.report["separation"]["cache"])
+    # the stems of the de-clipped input are another entry; the second de-clip job reads its own
+    assert states == ["miss", "miss", "hit"]
