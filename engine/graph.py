@@ -2,8 +2,10 @@
 
 ::
 
-    input blocks --> input FIFO ------------------------------+--> SeparationQualityMeter
-        |                                                     |    (input vs stems)
+    input blocks --> [input lane, when cfg.restore.declip is on: InputRestorer
+        |    (de-clipper, aligned: output sample i = input sample i)]
+        +--> separation input FIFO ---------------------------+--> SeparationQualityMeter
+        |                                                     |    (separation input vs stems)
         +--> separation lane: StreamingSeparation (windowed model stage; the
         |    stem cache may wrap it: resonate_stream.cached_separation) --+
         +--> StemReblocker (``PIPELINE_BLOCK`` = 1 s blocks)
@@ -18,7 +20,8 @@
         |    --> preview-master lane]
         +--> mix/master lane: MixMaster --> ProcessedBlock(mix, preview, stems)
 
-    end of stream (flush): separation drains (pieces as its last windows come
+    end of stream (flush): the input lane flushes (its held-back frame goes
+    to separation) -> separation drains (pieces as its last windows come
     back) -> re-blocker remainder -> every stem lane flushes -> those tails go
     through the mix lane -> the mix lane flushes (preview look-ahead tail).
 
@@ -49,8 +52,9 @@ Adding a lane (all in this module, both runners pick it up):
 * a windowed model stage (MBD polish, JASCO generation): a second
   :class:`~engine.separation.streaming.StreamingSeparation`-like windowed lane
   with its own window runner, routed like ``separation`` in ``_route``;
-* a stage before separation (the de-clipper of issue 12): an in-order lane
-  applied in :meth:`GraphPipeline.process` before ``self.separation``.
+* a stage before separation: a stage inside :class:`~engine.pipeline.InputRestorer`
+  (the ``input`` lane, applied in :meth:`GraphPipeline.process` before
+  ``self.separation``; the de-clipper of issue 12 is there).
 """
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, STEM_NAMES
 from .blocks import StemFifo, StemReblocker
-from .pipeline import MixMaster, StemProcessor, common_stem_latency
+from .pipeline import InputRestorer, MixMaster, StemProcessor, common_stem_latency, input_restoration_on
 from .separation.quality import SeparationQualityMeter
 from .separation.streaming import StreamingSeparation
 
@@ -70,7 +74,7 @@ from .separation.streaming import StreamingSeparation
 PIPELINE_BLOCK = SAMPLE_RATE
 
 #: what an in-order lane runs, by kind (``LaneSpec.kind``)
-LANE_KINDS: dict[str, Callable] = {"stem": StemProcessor, "mix": MixMaster}
+LANE_KINDS: dict[str, Callable] = {"input": InputRestorer, "stem": StemProcessor, "mix": MixMaster}
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,13 @@ class LaneSpec:
         return LANE_KINDS[self.kind](*self.args)
 
 
-def lanes_per_job(stems=STEM_NAMES) -> dict[str, int]:
-    """How many in-order lanes of each kind one job runs (what a warm actor pool keeps)."""
-    return {"stem": len(stems), "mix": 1}
+def lanes_per_job(stems=STEM_NAMES, cfg=None) -> dict[str, int]:
+    """How many in-order lanes of each kind one job runs (what a warm actor pool keeps):
+    ``cfg`` (a job's stage config) adds the ``input`` lane when it restores the input."""
+    lanes = {"stem": len(stems), "mix": 1}
+    if cfg is not None and input_restoration_on(cfg):
+        lanes["input"] = 1
+    return lanes
 
 
 class JobGraph:
@@ -160,6 +168,18 @@ class JobGraph:
 
         polisher = build_polisher(p, polish_signals(p, self.stems))
         return StreamingPolish(inline_polish(polisher), polisher.signals, p.blend, polisher.description)
+
+    def input_spec(self) -> LaneSpec | None:
+        """The input lane (restoration before separation: the de-clipper), None when off."""
+        if not input_restoration_on(self.cfg):
+            return None
+        return LaneSpec("input", "input (de-clip)", (self.cfg,))
+
+    @property
+    def input_description(self) -> dict:
+        """What the input lane changes before separation (``{"declip": "auto"}``; ``{}`` when off):
+        part of the stem cache's key, since the separated stems depend on it."""
+        return {"declip": self.cfg.restore.declip} if input_restoration_on(self.cfg) else {}
 
     def lane_specs(self) -> tuple[dict[str, LaneSpec], LaneSpec]:
         """``({stem: spec}, mix/master spec)``."""
@@ -245,7 +265,12 @@ class GraphPipeline:
         self.notes = list(notes)
         self.quality = SeparationQualityMeter()
         self.reblocker = StemReblocker(PIPELINE_BLOCK)
-        self._input = StemFifo()  # input, popped as the (delayed) stems come out
+        self._input = StemFifo()  # separation input, popped as the (delayed) stems come out
+        #: restoration of the input before separation (the de-clipper; None when off)
+        input_spec = graph.input_spec()
+        self.input_lane = place_lane(input_spec) if input_spec is not None else None
+        self.inputs_in_flight = 0  # blocks sent to the input lane, not yet answered
+        self._input_reports: list | None = None
         stem_specs, mix_spec = graph.lane_specs()
         self.stem_lanes = {s: place_lane(spec) for s, spec in stem_specs.items()}
         #: polish on the mix: stems -> mixer lane -> polish lane -> master lane (``mix_lane``)
@@ -279,6 +304,8 @@ class GraphPipeline:
     def lanes(self) -> dict:
         """Every in-order lane by name."""
         lanes = {**{f"stem_{s}": lane for s, lane in self.stem_lanes.items()}, "mix": self.mix_lane}
+        if self.input_lane is not None:
+            lanes["input"] = self.input_lane
         if self.mixer_lane is not None:
             lanes["mixer"] = self.mixer_lane
         return lanes
@@ -377,10 +404,29 @@ class GraphPipeline:
             self._generated.push({"mix": audio})
             self._join_generated()
 
-    def process(self, block: np.ndarray) -> list[ProcessedBlock]:
-        """Consume one input block ``(2, n)``; return the processed blocks ready now."""
+    def _separate(self, block: np.ndarray) -> None:
+        """(Restored) input -> separation lane -> stems routed on."""
+        if block.shape[1] == 0:
+            return
         self._input.push({"mix": block})
         self._route(self.separation.process(block))
+
+    def _drain_input(self, wait: bool) -> None:
+        """Answered input-lane blocks -> separation (all of them with ``wait``; else those
+        answered, and the oldest ones while more than ``MAX_BLOCKS_QUEUED`` are queued)."""
+        while self.inputs_in_flight and (wait or self.inputs_in_flight > self.MAX_BLOCKS_QUEUED
+                                         or self.input_lane.head_ready()):
+            self.inputs_in_flight -= 1
+            self._separate(self.input_lane.pop())
+
+    def process(self, block: np.ndarray) -> list[ProcessedBlock]:
+        """Consume one input block ``(2, n)``; return the processed blocks ready now."""
+        if self.input_lane is None:
+            self._separate(block)
+        else:
+            self.input_lane.submit("process", block)
+            self.inputs_in_flight += 1
+            self._drain_input(wait=False)
         return self._drain(wait=self.backlog > self.MAX_BLOCKS_QUEUED)
 
     def flush(self) -> Iterator[ProcessedBlock]:
@@ -390,6 +436,12 @@ class GraphPipeline:
         short and was processed at once) stream out one by one.  The last
         block holds the preview's look-ahead tail and no stems.
         """
+        if self.input_lane is not None:
+            self._drain_input(wait=True)
+            self.input_lane.submit("flush")
+            self._separate(self.input_lane.pop())
+            self._input_reports = self.input_lane.query("stage_reports")
+            yield from self._drain(wait=True)
         for stems in self.separation.drain():
             self._route(stems)
             yield from self._drain(wait=True)
@@ -427,8 +479,11 @@ class GraphPipeline:
         return self._gains
 
     def stage_reports(self) -> dict | None:
-        """Per stem, what each reporting stage changed (``[{stage, ...}]``), once flushed."""
-        return self._stage_reports
+        """What each reporting stage changed (``[{stage, ...}]``), once flushed: per stem, and
+        under ``input`` the stages before separation (the de-clipper) when they ran."""
+        if self._stage_reports is None or self._input_reports is None:
+            return self._stage_reports
+        return {"input": self._input_reports, **self._stage_reports}
 
     def reference_report(self) -> dict | None:
         """What reference matching applied on the mix (None without a reference), once flushed."""

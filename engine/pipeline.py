@@ -1,5 +1,7 @@
-"""The in-order stages of a job's graph: one :class:`StemProcessor` per stem,
-then :class:`MixMaster` (pure engine objects, no Ray, no files).
+"""The in-order stages of a job's graph: :class:`InputRestorer` on the decoded
+input (before separation, when ``restore.declip`` is on), one
+:class:`StemProcessor` per stem, then :class:`MixMaster` (pure engine
+objects, no Ray, no files).
 
 The graph that connects them to separation is :mod:`engine.graph`; both
 runners (in this process, or in Ray actors) build these very objects, so both
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, STEM_NAMES, empty_block
+from .audio import CHANNELS, SAMPLE_RATE, STEM_NAMES, check_finite, empty_block
 from .config import PipelineConfig
 from .stage import Chain, Delay, LatencyAligned, Stage
 
@@ -52,6 +54,52 @@ def stage_reports(stage) -> list[dict]:
     if callable(getattr(stage, "report", None)) and not isinstance(stage, (Chain, LatencyAligned)):
         out.append(stage.report())
     return out
+
+
+def input_restoration_on(cfg: PipelineConfig) -> bool:
+    """Whether the job restores its input before separation (``restore.declip`` not ``off``)."""
+    return cfg.restore.declip != "off"
+
+
+class InputRestorer(Stage):
+    """Restoration of the decoded input, before separation: the de-clipper
+    (:class:`~engine.restore.declip.Declipper`, ``restore.declip``).
+
+    Output aligned with the input (a :class:`LatencyAligned` wrapper): over a
+    stream, output samples == input samples, output sample ``i`` belonging to
+    input sample ``i``, so ``latency`` is 0; the first blocks hold back
+    ``held`` samples (the de-clipper's one frame), which :meth:`flush`
+    returns.  State is one frame and the amplitude histogram: memory does not
+    grow with the recording.
+    """
+
+    latency = 0
+    name = "input-restore"
+
+    def __init__(self, cfg: PipelineConfig):
+        from .restore.declip import DeclipConfig, Declipper
+
+        self.declipper = Declipper(DeclipConfig(mode=cfg.restore.declip), SAMPLE_RATE, CHANNELS)
+        self.stage = LatencyAligned(self.declipper)
+        self.held = int(self.declipper.latency)
+        self.channels = CHANNELS
+
+    def output_length(self, n: int) -> int:
+        return self.stage.output_length(n)
+
+    def stage_reports(self) -> list[dict]:
+        """What the input stages found and changed (the de-clipper's ``report()``)."""
+        return stage_reports(self.stage)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        check_finite(block, "input")
+        return self.stage.process(block)
+
+    def flush(self) -> np.ndarray:
+        return self.stage.flush()
+
+    def reset(self) -> None:
+        self.stage.reset()
 
 
 class StemProcessor(Stage):

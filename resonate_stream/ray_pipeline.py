@@ -221,8 +221,8 @@ class StageActorPool:
     Starting an actor costs a new worker process and the engine's imports
     (seconds on a small machine, five times per job); a job takes its actors
     from here and gives them back when it ends.  Holds ``jobs`` sets (one
-    actor per lane of a job, by lane kind: :func:`engine.graph.lanes_per_job`)
-    ready; more are created on demand when jobs run at once, and given back
+    actor per lane of a job, by lane kind: :func:`engine.graph.lanes_per_job`;
+    the ``input`` lane, the de-clipper, when ``warm_cfg`` has it on) ready; more are created on demand when jobs run at once, and given back
     beyond ``keep_jobs`` sets (default ``jobs``) they are killed, so a burst
     of concurrent jobs does not leave its worker processes (hundreds of MB
     each) behind.  :attr:`live` counts the actors alive (idle + in use).
@@ -232,8 +232,9 @@ class StageActorPool:
 
     def __init__(self, jobs: int = 1, warm_cfg: PipelineConfig | None = None, keep_jobs: int | None = None):
         self._lock = threading.Lock()
-        per_job = lanes_per_job()
-        self._keep = {kind: n * (jobs if keep_jobs is None else keep_jobs) for kind, n in per_job.items()}
+        per_job = lanes_per_job(cfg=warm_cfg)
+        self._keep_jobs = jobs if keep_jobs is None else keep_jobs
+        self._keep = {kind: n * self._keep_jobs for kind, n in per_job.items()}
         self._live = 0
         self._idle: dict[str, list] = {kind: [self._new() for _ in range(n * jobs)] for kind, n in per_job.items()}
         calls = [a.node_id.remote() for actors in self._idle.values() for a in actors]  # up and imported
@@ -246,6 +247,10 @@ class StageActorPool:
             for actor in self._idle["mix"]:
                 actor.start.remote(mix_spec)
                 calls += [actor.process.remote(dict.fromkeys(STEM_NAMES, noise)), actor.flush.remote()]
+            input_spec = JobGraph(warm_cfg).input_spec()
+            for actor in self._idle.get("input", []):
+                actor.start.remote(input_spec)
+                calls += [actor.process.remote(noise), actor.flush.remote()]
         ray.get(calls)
 
     @staticmethod
@@ -260,8 +265,9 @@ class StageActorPool:
         return actor
 
     def take(self, kind: str):
+        """An idle actor for a lane of ``kind`` (a new one when none is idle)."""
         with self._lock:
-            if self._idle[kind]:
+            if self._idle.get(kind):
                 return self._idle[kind].pop()
         return self._new()
 
@@ -271,8 +277,10 @@ class StageActorPool:
         the next job's ``start`` resets it.  A dead actor given back is replaced by the next
         job's lane on its first call."""
         with self._lock:
-            if len(self._idle[kind]) < self._keep[kind]:
-                self._idle[kind].append(actor)
+            idle = self._idle.setdefault(kind, [])
+            # a kind not warmed up front (the input lane of a job that de-clips) keeps one per job set
+            if len(idle) < self._keep.get(kind, self._keep_jobs):
+                idle.append(actor)
                 return
             self._live -= 1
         _kill(actor)

@@ -347,7 +347,10 @@ def _attach_cache(pipeline: GraphPipeline, source, settings: Settings, cache, em
         return None, None
     from .cached_separation import CachedSeparation, RecordingSeparation, separation_key
 
-    key = separation_key(source.path, {**pipeline.separator_description, "settings": settings.separation.__dict__})
+    what = {**pipeline.separator_description, "settings": settings.separation.__dict__}
+    if pipeline.graph.input_description:  # the stems are separated from the de-clipped input
+        what["input"] = pipeline.graph.input_description
+    key = separation_key(source.path, what)
     if cache.has(key):
         pipeline.separation = CachedSeparation(cache, key)
         emit(InfoEvent("separated stems read from the cache (separation skipped)", {"cache": "hit", "key": key}))

@@ -9,7 +9,7 @@ runner's read-ahead).  From them the preset's enhancement is adapted:
 * a recording whose de-reverberation is off but which measures a long
   reverberation time (RT60 > 1.5 s) gets a note suggesting ``--set
   restore.dereverb=spectral``;
-* clipping is reported (Resonate does not de-clip).
+* clipping is reported, with whether the de-clipper (``restore.declip``) repairs it.
 
 Everything it changed is listed in the report (``strategy``).  Setting
 ``adaptive: false`` keeps the preset exactly.
@@ -55,5 +55,10 @@ def adapt(cfg: PipelineConfig, metrics: dict) -> tuple[PipelineConfig, dict]:
         notes.append(f"long reverberation (RT60 {rt60:.1f} s): try --set restore.dereverb=spectral")
     clip = metrics.get("clipping_ratio") or 0.0
     if clip > CLIPPED_RATIO:
-        notes.append(f"{clip * 100:.2f}% of the input samples are clipped; clipping is not repaired")
+        if cfg.restore.declip == "off":
+            notes.append(f"{clip * 100:.2f}% of the input samples are clipped; clipping is not repaired "
+                         "(try --set restore.declip=auto)")
+        else:
+            notes.append(f"{clip * 100:.2f}% of the input samples are clipped; the de-clipper repairs them "
+                         "before separation")
     return cfg, {"noise_reduction_scale": scale, "notes": notes}

@@ -122,3 +122,20 @@ def reverberant(rt60: float, seconds: float, kind: str = "tonal"):
     x, notes = dry_notes(seconds, kind=kind)
     y = np.stack([signal.fftconvolve(x, exp_ir(rt60, s))[: len(x)] for s in (1, 2)])
     return np.stack([x, x]).astype(np.float32), y.astype(np.float32), notes
+
+
+def harmonic_music(seconds: float = 3.0, seed: int = 1, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Notes with five harmonics and decaying envelopes every 0.25 s, panned, over a 55 Hz
+    bass line; peak-normalised to 1.0 (clip it to make a clipped recording)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    x = np.zeros((2, n))
+    for start in np.arange(0.0, seconds, 0.25):
+        f0 = 220.0 * 2 ** (rng.integers(0, 12) / 12)
+        env = np.where(t >= start, np.exp(-(t - start) * 4.0), 0.0)
+        note = sum((0.6 / h) * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) for h in range(1, 6))
+        pan = rng.uniform(0.3, 0.7)
+        x += np.stack([pan, 1 - pan])[:, None] * env * note
+    x += 0.5 * np.sin(2 * np.pi * 55 * t)
+    return (x / np.max(np.abs(x))).astype(np.float32)

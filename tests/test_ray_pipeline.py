@@ -210,3 +210,24 @@ def test_init_ray_errors_are_clear():
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1" in r["mac_without_flag"][2]
     assert r["mac_with_flag"][0] == "RayClusterUnavailableError"  # past the check, on to the address
     assert r["ray_initialized"] is False
+
+
+# last in this module: it leaves an idle input-lane actor in the shared warm pool
+def test_declip_job_through_ray_writes_the_same_file(dsp_pool, stage_actors, dsp_settings, restore, local_reference,
+                                                     tmp_path):
+    from dataclasses import replace
+
+    from audio_fixtures import write_sf
+    from stage_signals import harmonic_music
+
+    clipped = write_sf(tmp_path / "clipped.wav", np.clip(harmonic_music(6.0, seed=2), -0.5, 0.5), 44100,
+                       subtype="FLOAT")
+    settings = replace(dsp_settings, restore=replace(dsp_settings.restore, declip="auto"))
+    ref = local_reference(clipped, settings)
+    got = restore(clipped, settings, ray_pipeline_factory(dsp_pool, stage_actors=stage_actors))
+    assert got.master_bytes == ref.master_bytes
+    for name, stem in ref.stems.items():
+        assert np.array_equal(got.stems[name], stem), name
+    (declip,) = got.report["stages"]["input"]
+    assert declip == ref.report["stages"]["input"][0] and declip["repaired"] and declip["clipped_samples"] > 0
+    assert stage_actors.idle == {"stem": 4, "mix": 1, "input": 1}  # the input lane's actor was given back

@@ -7,6 +7,7 @@ import pytest
 from engine.errors import SettingsError
 from engine.restore.declip import Declipper, DeclipConfig, clip_threshold, sspade
 from engine.stage import LatencyAligned, run_in_blocks
+from stage_signals import harmonic_music
 
 SR = 44100
 
@@ -20,18 +21,7 @@ def _sines(seconds: float = 2.0) -> np.ndarray:
 
 def _music(seconds: float = 3.0, seed: int = 1) -> np.ndarray:
     """Notes with harmonics and decaying envelopes over a bass line (a fixture)."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    x = np.zeros((2, n))
-    for start in np.arange(0.0, seconds, 0.25):
-        f0 = 220.0 * 2 ** (rng.integers(0, 12) / 12)
-        env = np.where(t >= start, np.exp(-(t - start) * 4.0), 0.0)
-        note = sum((0.6 / h) * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) for h in range(1, 6))
-        pan = rng.uniform(0.3, 0.7)
-        x += np.stack([pan, 1 - pan])[:, None] * env * note
-    x += 0.5 * np.sin(2 * np.pi * 55 * t)
-    return (x / np.max(np.abs(x))).astype(np.float32)
+    return harmonic_music(seconds, seed, SR)
 
 
 def _clip(x: np.ndarray, level: float) -> np.ndarray:

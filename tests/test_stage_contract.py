@@ -151,6 +151,14 @@ def _stem_processor(stem: str, tonal: bool = False):
     return StemProcessor(stem, cfg, common_stem_latency(cfg))
 
 
+def _input_restorer():
+    """The job graph's input lane (the de-clipper before separation, aligned), balanced + declip auto."""
+    from engine.pipeline import InputRestorer
+
+    return InputRestorer(Settings.from_preset("balanced", {"restore": {"declip": "auto"}}).pipeline_config(
+        (20.0, 20000.0)))
+
+
 CASES: dict[str, Case] = {
     # engine.enhance
     "eq": Case(lambda: ParametricEQ([
@@ -206,6 +214,7 @@ CASES: dict[str, Case] = {
                                  exact=True),
     "stem_processor": Case(lambda: _stem_processor("vocals"), changes=True),
     "stem_processor_tonal": Case(lambda: _stem_processor("other", tonal=True), seeds=(0,), changes=True),
+    "input_restorer": Case(_input_restorer, signal="clipped", seeds=(0,), changes=True),
     "latency_aligned_spectral": Case(lambda: LatencyAligned(SpectralNoiseReducer(frame_length=1024, hop=256))),
 }
 

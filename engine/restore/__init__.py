@@ -4,6 +4,8 @@ Every stage here is an in-order :class:`engine.stage.Stage`: float32
 ``(channels, samples)`` blocks, state carried across blocks, chunk-size
 invariant, latency reported.
 
+* :mod:`.declip`: :class:`~.declip.Declipper` (streaming S-SPADE de-clipper; the
+  job graph runs it on the input, before separation: :class:`engine.pipeline.InputRestorer`).
 * :mod:`.bandwidth`: :class:`HighBandExtender`, :func:`extender_for`.
 * :mod:`.subbass`: :class:`SubBassSynth` (octave-down sub-bass).
 * :mod:`.dereverb`: :class:`SpectralReverbSuppressor`, :class:`OnlineWPE`.

@@ -1,5 +1,13 @@
-"""Settings of frequency restoration and de-reverberation (plain, validated).
+"""Settings of restoration: de-clipping, frequency restoration, de-reverberation (plain, validated).
 
+declip: ``off`` or ``auto``: the streaming S-SPADE de-clipper
+    (:mod:`engine.restore.declip`) on the decoded input, before separation.
+    ``auto`` repairs only where its detector finds clipping (a pile-up of
+    samples at the top of the amplitude histogram, with a tolerance for the
+    codec's blur); an unclipped recording passes bit-exactly.  Adds no
+    latency to the output (its one-frame look-ahead, 2048 samples, is
+    compensated); the report's ``stages.input`` says what it found and how
+    many samples it repaired.
 high_band: amount of regenerated high band above the detected cutoff, 0..2
     (linear gain of the generated band; 1 continues the spectral envelope;
     0 = off).  Applied to vocals, drums and other when the recording's high
@@ -39,12 +47,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from ..config_fields import Choice, Flag, Number, Text, build, check_fields, setting
+from .declip import MODES as DECLIP_MODES
 
 DEREVERB_METHODS = ("off", "spectral", "wpe")
 
 
 @dataclass(frozen=True)
 class RestoreConfig:
+    declip: str = setting(Choice(DECLIP_MODES), "off")
     high_band: float = setting(Number(0.0, 2.0), 1.0)
     high_band_rolloff_db_per_oct: float = setting(Number(0.0, 24.0), 6.0)
     full_band_hz: float = setting(Number(2000.0, 22050.0), 15000.0)

@@ -209,9 +209,14 @@ class Declipper(Stage):
         self.theta: float | None = None
 
     def report(self) -> dict:
-        """``{"mode", "clip_level", "clipped_samples", "frames_repaired"}``."""
-        return {"mode": self.config.mode, "clip_level": self.theta, "clipped_samples": int(self.clipped_samples),
-                "frames_repaired": int(self.frames_repaired)}
+        """What the de-clipper found and changed so far: ``stage`` (``"declip"``), ``mode``,
+        ``detected`` (clipping was found), ``clip_level`` (linear threshold ``theta``, None
+        when none was found), ``clipped_samples`` (samples re-estimated, all channels),
+        ``frames_repaired`` (frames solved, counted per channel) and ``repaired``
+        (``frames_repaired > 0``: some samples were re-estimated)."""
+        return {"stage": self.name, "mode": self.config.mode, "detected": self.theta is not None,
+                "clip_level": self.theta, "clipped_samples": int(self.clipped_samples),
+                "frames_repaired": int(self.frames_repaired), "repaired": self.frames_repaired > 0}
 
     # ------------------------------------------------------------------ streaming
 
