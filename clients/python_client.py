@@ -37,6 +37,7 @@ import logging
 import os
 import time
 import urllib.parse
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional, Union
 
@@ -348,6 +349,8 @@ class ResonateClient:
         send_stems: bool = False,
         output: Optional[dict] = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        reference: Optional[os.PathLike | str] = None,
+        reference_input_path: Optional[str] = None,
     ) -> str:
         """Start a job and return its id once the server accepted it.
 
@@ -364,11 +367,27 @@ class ResonateClient:
         :meth:`upload_done` to see them finish.  ``settings``: ``{"preset":
         name, "overrides": {...}}``; ``output``: ``{"format", "bit_depth",
         "sample_rate"}`` (None: the preset's export settings).
+
+        Reference matching (the server's feature ``reference``): ``reference``, a
+        local recording uploaded before the input (``stream`` ``reference``), or
+        ``reference_input_path``, a file on the server; the mix's spectrum,
+        width and loudness are matched to it.  A reference the server cannot
+        use ends the job with ``error`` ``bad_reference``.
         """
         inp, payload = job_input(input_path, upload_path, upload_array, sample_rate, channels, upload_format)
+        if reference is not None and reference_input_path is not None:
+            raise ValueError("give at most one of reference, reference_input_path")
+        ref_inp: Optional[P.InputSpec] = None
+        ref_payload = None
+        if reference_input_path is not None:
+            ref_inp = P.PathInput(path=str(reference_input_path))
+        elif reference is not None:
+            ref_path = Path(reference)
+            ref_inp = P.UploadInput(format="encoded", filename=ref_path.name[:255], size=ref_path.stat().st_size)
+            ref_payload = ref_path
         chunk_bytes = max(1, min(int(chunk_bytes), self.limits.max_chunk_bytes))
         opts = P.JobOptions(send_stems=bool(send_stems), output=P.OutputOptions(**output) if output else None)
-        ref, frame = self._session.start_job(inp, settings, opts)
+        ref, frame = self._session.start_job(inp, settings, opts, reference=ref_inp)
         fut = asyncio.get_running_loop().create_future()
         self._pending_refs[ref] = fut
         started = time.monotonic()
@@ -378,19 +397,24 @@ class ResonateClient:
         self._session.job_accepted(job_id)
         self._started_at[job_id] = started
         self._stream(job_id)
-        if payload is not None:
-            task = asyncio.create_task(self._upload(job_id, payload, chunk_bytes), name=f"upload-{job_id[:8]}")
+        if payload is not None or ref_payload is not None:
+            task = asyncio.create_task(self._upload(job_id, payload, chunk_bytes, ref_payload),
+                                       name=f"upload-{job_id[:8]}")
             task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
             self._uploads[job_id] = task
         return job_id
 
-    async def _upload(self, job_id: str, payload: Any, chunk_bytes: int) -> None:
-        index = size = 0
-        async for piece in pieces(payload, chunk_bytes):
-            await self._send(self._session.upload_chunk(job_id, index, piece))
-            index += 1
-            size += len(piece)
-        await self._send(self._session.upload_end(job_id, index, size))
+    async def _upload(self, job_id: str, payload: Any, chunk_bytes: int, reference: Any = None) -> None:
+        """Send the reference (if any; the server analyses it before the stream starts), then the input."""
+        for stream, data in (("reference", reference), ("input", payload)):
+            if data is None:
+                continue
+            index = size = 0
+            async for piece in pieces(data, chunk_bytes):
+                await self._send(self._session.upload_chunk(job_id, index, piece, stream=stream))
+                index += 1
+                size += len(piece)
+            await self._send(self._session.upload_end(job_id, index, size, stream=stream))
 
     async def upload_done(self, job_id: str) -> None:
         """Wait until the job's upload was fully sent (raises what the upload raised;

@@ -8,7 +8,9 @@ When the job is done it downloads the exact final master with ``fetch`` and
 puts it at ``-o`` atomically, so the file equals what ``resonate process``
 writes for the same input and settings; the preview file is then removed.
 With ``--send-stems`` the stems are streamed too and their final files are
-downloaded beside the output (``<name>.<stem>.<format>``).
+downloaded beside the output (``<name>.<stem>.<format>``).  With
+``--reference STUDIO_FILE`` that recording is uploaded first (upload stream
+``reference``) and the mix is matched to it.
 
 Only the documented protocol is used, through ``clients.python_client``; like
 every client it imports :mod:`resonate_protocol` and public libraries only.
@@ -246,6 +248,9 @@ async def _stream(args: argparse.Namespace, settings: Any) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise ProtocolError(f"{source} does not exist or is not a file", code="bad_input")
+    reference = Path(args.reference) if getattr(args, "reference", None) else None
+    if reference is not None and not reference.is_file():
+        raise ProtocolError(f"reference recording {reference} does not exist or is not a file", code="bad_reference")
     output = check_output_path(Path(args.output))
     url = websocket_url(args.server)
     token = args.token or os.environ.get("RESONATE_TOKEN")
@@ -260,8 +265,15 @@ async def _stream(args: argparse.Namespace, settings: Any) -> int:
                 f"no Resonate gateway answers at {url} ({exc.message}); start one with `resonate serve` "
                 "or pass --server ws://HOST:PORT"
             ) from None
+        if reference is not None and "reference" not in (client.welcome.features if client.welcome else ()):
+            raise ProtocolError(f"the server at {url} does not do reference matching (it is older); "
+                                "run without --reference or update it", code="bad_reference")
         console.t0 = time.monotonic()
-        job = await client.start_job(job_settings(settings), upload_path=source, send_stems=bool(args.send_stems))
+        job = await client.start_job(job_settings(settings), upload_path=source, send_stems=bool(args.send_stems),
+                                     reference=reference)
+        if reference is not None:
+            console.note(f"job {job}: uploading the reference {reference.name} "
+                         f"({reference.stat().st_size / 1e6:.1f} MB)")
         console.note(f"job {job}: uploading {source.name} ({source.stat().st_size / 1e6:.1f} MB)")
         try:
             await client.upload_done(job)
@@ -292,6 +304,8 @@ async def _stream(args: argparse.Namespace, settings: Any) -> int:
     print(f"wrote {got.path}  ({level}; separator: {sep}; {got.size / 1e6:.1f} MB)")
     print(f"  first audio after {ttfa:.2f} s" if ttfa is not None else "  no audio was streamed",
           f"({streamed.blocks} blocks streamed, {reconnects} reconnect{'s' if reconnects != 1 else ''})")
+    if isinstance(rep.get("reference"), dict):
+        print(f"  matched to the reference {rep['reference'].get('name', '?')}")
     for kind, path in stems.items():
         print(f"  {kind}: {path}")
     print(f"  server copy: {done.outputs.get('master')} (job {job})")

@@ -68,11 +68,14 @@ class JobResult:
 
 
 async def restore(url: str, token: Optional[str], source: Path, settings: dict, output: dict, *,
-                  stems: bool = False, on_event: Optional[Callable] = None) -> JobResult:
-    """Upload ``source``, follow the job (resuming after a dropped connection), then download
-    its final master (and stems). Raises ``ProtocolError`` with the server's code on failure."""
+                  stems: bool = False, on_event: Optional[Callable] = None,
+                  reference: Optional[Path] = None) -> JobResult:
+    """Upload ``source`` (and the optional ``reference`` recording to match it to), follow the job
+    (resuming after a dropped connection), then download its final master (and stems). Raises
+    ``ProtocolError`` with the server's code on failure."""
     async with ResonateClient(url, token, client_name="resonate-streamlit") as client:
-        job = await client.start_job(settings, upload_path=source, send_stems=stems, output=output)
+        job = await client.start_job(settings, upload_path=source, send_stems=stems, output=output,
+                                     reference=reference)
         await client.upload_done(job)
         done: Optional[JobDone] = None
         first_audio: Optional[float] = None
@@ -189,6 +192,11 @@ def main() -> None:
     if st.session_state.get("original", (None,))[0] != uploaded.name:
         st.session_state.pop("result", None)  # results belong to the previous recording
     st.audio(data)
+    reference = st.file_uploader("Reference (optional)", type=["mp3", "m4a", "wav", "flac", "ogg"], key="reference",
+                                 help="A studio version of the song, or a record you like: the result is matched "
+                                      "to its tonal balance, stereo width and loudness.")
+    st.caption("Reference (optional): a studio version of the song or a record you like; the result is matched "
+               "to its tonal balance, width and loudness.")
 
     # Step 2: settings
     st.divider()
@@ -221,9 +229,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / Path(uploaded.name).name
             src.write_bytes(data)
+            ref = None
+            if reference is not None:
+                (Path(tmp) / "reference").mkdir()
+                ref = Path(tmp) / "reference" / Path(reference.name).name
+                ref.write_bytes(reference.getvalue())
             try:
                 result = asyncio.run(restore(server, token, src, settings, {"format": fmt, "bit_depth": int(depth)},
-                                             stems=want_stems, on_event=on_event))
+                                             stems=want_stems, on_event=on_event, reference=ref))
             except ProtocolError as exc:
                 st.error(f"Processing failed [{exc.code}]: {exc.message}")
                 return
@@ -243,6 +256,8 @@ def main() -> None:
     sep = (rep.get("separation") or {}).get("separator", "?")
     ttfa = f"; first audio after {result.first_audio_s:.1f} s" if result.first_audio_s is not None else ""
     st.caption(f"separator: {sep}{ttfa}")
+    if isinstance(rep.get("reference"), dict):
+        st.caption(f"matched to the reference {rep['reference'].get('name', '?')}")
     made_by = rep.get("made_by") or {}
     if made_by.get("generative"):  # a generated file can never be mistaken for a restoration
         st.warning(f"This output is {made_by.get('label')}: {made_by.get('summary')}")

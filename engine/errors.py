@@ -31,6 +31,13 @@ class InputError(ResonateError):
     code = "bad_input"
 
 
+class BadReferenceError(InputError):
+    """The reference recording a job should be matched to cannot be used (not audio, silent,
+    truncated ...); the message says why."""
+
+    code = "bad_reference"
+
+
 class NotAudioError(InputError):
     code = "not_audio"
 

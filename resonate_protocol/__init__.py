@@ -30,7 +30,7 @@ from .errors import ConnectionLost, ErrorCode, ProtocolError
 from .fields import Message
 from .limits import (
     AUDIO_FORMAT, DEFAULT_LIMITS, FILE_CHUNK_BYTES, MAX_CHANNELS, MAX_INT, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, MiB,
-    OUTPUT_BIT_DEPTHS, OUTPUT_FORMATS, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_FORMATS, Limits,
+    OUTPUT_BIT_DEPTHS, OUTPUT_FORMATS, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_FORMATS, UPLOAD_STREAMS, Limits,
     is_bare_filename, pcm_sample_format,
 )
 from .server_messages import (
@@ -52,4 +52,4 @@ __all__ = ["Ack", "Audio", "AUDIO_FORMAT", "audio_frame_overhead", "audio_to_byt
            "OutputOptions", "PathInput", "pcm_sample_format", "Ping", "Pong", "Progress", "PROTOCOL_VERSION",
            "ProtocolError", "Queued", "Resume", "SequenceBroken", "SERVER_MESSAGES", "ServerMessage", "ServerSession",
            "StartJob", "SUPPORTED_VERSIONS", "unpack_frame", "UPLOAD_FORMATS", "UploadBroken", "UploadChunk",
-           "UploadEnd", "UploadInput", "UploadState", "Welcome", "WindowOpened"]
+           "UploadEnd", "UploadInput", "UploadState", "UPLOAD_STREAMS", "Welcome", "WindowOpened"]

@@ -8,7 +8,7 @@ from .errors import ErrorCode
 from .fields import Fields, Message, Part
 from .limits import (
     MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, OUTPUT_BIT_DEPTHS, OUTPUT_FORMATS, OUTPUT_KIND_RE,
-    UPLOAD_FORMATS, JOB_ID_RE, pcm_sample_format,
+    UPLOAD_FORMATS, UPLOAD_STREAMS, JOB_ID_RE, pcm_sample_format,
 )
 
 # ---- nested parts of start_job --------------------------------------------- #
@@ -106,6 +106,29 @@ def _input_from(f: Fields, m: Any) -> InputSpec:
     return UploadInput(format=fmt, sample_rate=sr, channels=ch, filename=filename, size=size)
 
 
+def _reference_from(f: Fields, m: Any) -> Optional[InputSpec]:
+    """``start_job.reference``: nil, a server path, or an ``encoded`` upload (stream ``reference``)
+    of at most ``limits.max_reference_bytes``."""
+    if m is None:
+        return None
+    if not isinstance(m, dict):
+        raise f.fail("reference", "expected a map")
+    sf = f.sub("reference", m)
+    kind = sf.str("kind", choices=("path", "upload"))
+    if kind == "path":
+        return PathInput(path=sf.str("path", max_len=4096))
+    fmt = sf.str("format", required=False, default="encoded", choices=("encoded",))
+    filename = sf.str("filename", required=False, max_len=255, nullable=True)
+    size = sf.int("size", required=False, nullable=True)
+    if size is not None and size > f.limits.max_reference_bytes:
+        raise sf.fail(
+            "size",
+            f"a reference of {size} bytes is more than this server accepts ({f.limits.max_reference_bytes} bytes)",
+            ErrorCode.UPLOAD_TOO_LARGE,
+        )
+    return UploadInput(format=fmt, filename=filename, size=size)
+
+
 def _options_from(f: Fields, m: Any) -> JobOptions:
     if m is None:
         return JobOptions()
@@ -155,13 +178,17 @@ class Hello(Message):
 @dataclass(frozen=True)
 class StartJob(Message):
     """Start a job.  ``settings``: ``{"preset": str, "overrides": map}`` (plain map);
-    ``ref``: client-chosen string echoed in ``job_accepted`` / ``error``."""
+    ``ref``: client-chosen string echoed in ``job_accepted`` / ``error``;
+    ``reference``: a recording to match the mix to (a server path, or an ``encoded``
+    :class:`UploadInput` sent in ``upload_chunk`` messages with ``stream`` ``reference``),
+    or None."""
 
     TYPE: ClassVar[str] = "start_job"
     input: InputSpec
     settings: dict = field(default_factory=dict)
     options: JobOptions = field(default_factory=JobOptions)
     ref: Optional[str] = None
+    reference: Optional[InputSpec] = None
 
     @classmethod
     def _from_fields(cls, f: Fields) -> "StartJob":
@@ -177,17 +204,20 @@ class StartJob(Message):
             settings=settings,
             options=_options_from(f, f.m.get("options")),
             ref=ref,
+            reference=_reference_from(f, f.m.get("reference")),
         )
 
 
 @dataclass(frozen=True)
 class UploadChunk(Message):
-    """One piece of an upload: ``index`` counts 0, 1, 2 ... with no gaps; ``data`` raw bytes."""
+    """One piece of an upload: ``index`` counts 0, 1, 2 ... with no gaps (per stream);
+    ``data`` raw bytes; ``stream``: ``input`` (the default) or ``reference``."""
 
     TYPE: ClassVar[str] = "upload_chunk"
     job_id: str
     index: int
     data: bytes
+    stream: str = "input"
 
     @classmethod
     def _from_fields(cls, f: Fields) -> "UploadChunk":
@@ -195,17 +225,24 @@ class UploadChunk(Message):
             job_id=f.str("job_id", pattern=JOB_ID_RE),
             index=f.int("index"),
             data=f.bytes("data", max_len=f.limits.max_chunk_bytes, code=ErrorCode.CHUNK_TOO_LARGE),
+            stream=_stream(f),
         )
+
+
+def _stream(f: Fields) -> str:
+    return f.str("stream", required=False, default="input", choices=UPLOAD_STREAMS)
 
 
 @dataclass(frozen=True)
 class UploadEnd(Message):
-    """The upload is complete.  ``chunks`` / ``size`` (optional) let the server check it."""
+    """The upload of ``stream`` (``input`` / ``reference``) is complete.  ``chunks`` /
+    ``size`` (optional) let the server check it."""
 
     TYPE: ClassVar[str] = "upload_end"
     job_id: str
     chunks: Optional[int] = None
     size: Optional[int] = None
+    stream: str = "input"
 
     @classmethod
     def _from_fields(cls, f: Fields) -> "UploadEnd":
@@ -213,6 +250,7 @@ class UploadEnd(Message):
             job_id=f.str("job_id", pattern=JOB_ID_RE),
             chunks=f.int("chunks", required=False, nullable=True),
             size=f.int("size", required=False, nullable=True),
+            stream=_stream(f),
         )
 
 

@@ -112,27 +112,46 @@ class ClientSession:
 
     # ---- requests -------------------------------------------------------------
     def start_job(self, inp: InputSpec, settings: Optional[dict] = None,
-                  options: Optional[JobOptions] = None) -> tuple[str, bytes]:
-        """``(ref, frame)`` of a ``start_job``; its answer is ``job_accepted`` or ``error`` with ``ref``."""
+                  options: Optional[JobOptions] = None, reference: Optional[InputSpec] = None) -> tuple[str, bytes]:
+        """``(ref, frame)`` of a ``start_job``; its answer is ``job_accepted`` or ``error`` with ``ref``.
+
+        ``reference``: a recording to match the mix to; needs the server's feature
+        ``reference`` (``unexpected_message`` here otherwise: an older server would ignore it),
+        and an upload one fits ``limits.max_reference_bytes``."""
         self._check_open()
+        if reference is not None:
+            if "reference" not in self.features:
+                raise ProtocolError("this server does not do reference matching (no 'reference' feature)",
+                                    code=ErrorCode.UNEXPECTED_MESSAGE)
+            size = getattr(reference, "size", None)
+            if size is not None and size > self.limits.max_reference_bytes:
+                raise ProtocolError(f"the reference ({size} bytes) is larger than the server's "
+                                    f"max_reference_bytes ({self.limits.max_reference_bytes})",
+                                    code=ErrorCode.UPLOAD_TOO_LARGE)
         ref = self.new_ref("r")
         return ref, encode(StartJob(input=inp, settings=dict(settings or {}), options=options or JobOptions(),
-                                    ref=ref))
+                                    ref=ref, reference=reference))
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The server's ``welcome.features`` (empty before ``welcome``)."""
+        return tuple(self.welcome.features) if self.welcome is not None else ()
 
     def job_accepted(self, job_id: str) -> None:
         """A job this client started: its audio starts at seq 0."""
         self._next_seq[job_id] = 0
         self._ended.discard(job_id)
 
-    def upload_chunk(self, job_id: str, index: int, data: bytes) -> bytes:
-        """An ``upload_chunk`` frame (``data`` at most ``limits.max_chunk_bytes``)."""
+    def upload_chunk(self, job_id: str, index: int, data: bytes, stream: str = "input") -> bytes:
+        """An ``upload_chunk`` frame (``data`` at most ``limits.max_chunk_bytes``) of ``stream``
+        (``input``, or ``reference`` for the job's reference recording)."""
         if len(data) > self.limits.max_chunk_bytes:
             raise ProtocolError(f"upload chunk of {len(data)} bytes is larger than the server's "
                                 f"max_chunk_bytes ({self.limits.max_chunk_bytes})", code=ErrorCode.CHUNK_TOO_LARGE)
-        return encode(UploadChunk(job_id=job_id, index=index, data=data))
+        return encode(UploadChunk(job_id=job_id, index=index, data=data, stream=stream))
 
-    def upload_end(self, job_id: str, chunks: int, size: int) -> bytes:
-        return encode(UploadEnd(job_id=job_id, chunks=chunks, size=size))
+    def upload_end(self, job_id: str, chunks: int, size: int, stream: str = "input") -> bytes:
+        return encode(UploadEnd(job_id=job_id, chunks=chunks, size=size, stream=stream))
 
     def cancel(self, job_id: str) -> bytes:
         return encode(Cancel(job_id=job_id))

@@ -35,6 +35,7 @@ class ErrorCode:
     CANCELLED = "cancelled"
     TOO_MANY_ERRORS = "too_many_errors"
     SHUTTING_DOWN = "shutting_down"
+    BAD_REFERENCE = "bad_reference"  # the job's reference recording cannot be read or matched
     INTERNAL_ERROR = "internal_error"
     BACKEND_ERROR = "backend_error"
     # downloads of a finished job's files (``fetch``)

@@ -12,6 +12,8 @@ MiB = 1024 * 1024
 
 #: Formats of an uploaded input.
 UPLOAD_FORMATS = ("pcm_f32le", "pcm_s16le", "encoded")
+#: The upload streams of one job: its input, and the reference recording it is matched to.
+UPLOAD_STREAMS = ("input", "reference")
 
 
 def pcm_sample_format(upload_format: str) -> Optional[str]:
@@ -59,6 +61,8 @@ class Limits:
     * ``max_queued``: jobs that may wait for a free slot (all clients together; one
       job per client in turn); a ``start_job`` beyond it is refused with ``too_many_jobs``.
     * ``max_ack_window``: largest ``hello.ack_window`` (audio messages).
+    * ``max_reference_bytes``: largest reference recording (``start_job.reference``) one
+      job may upload (bytes).
     """
 
     max_frame_bytes: int = 8 * MiB
@@ -67,14 +71,15 @@ class Limits:
     max_jobs: int = 4
     max_ack_window: int = 1024
     max_queued: int = 32
+    max_reference_bytes: int = 512 * MiB
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 4096:
             raise ValueError("max_frame_bytes must be at least 4096 bytes")
         if not 1 <= self.max_chunk_bytes <= self.max_frame_bytes - 1024:
             raise ValueError("max_chunk_bytes must be >= 1 and leave 1 KiB of headroom in max_frame_bytes")
-        if self.max_upload_bytes < 1 or self.max_jobs < 1 or self.max_ack_window < 1:
-            raise ValueError("max_upload_bytes, max_jobs and max_ack_window must be >= 1")
+        if min(self.max_upload_bytes, self.max_jobs, self.max_ack_window, self.max_reference_bytes) < 1:
+            raise ValueError("max_upload_bytes, max_reference_bytes, max_jobs and max_ack_window must be >= 1")
         if self.max_queued < 0:
             raise ValueError("max_queued must be >= 0")
 

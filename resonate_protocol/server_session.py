@@ -270,17 +270,21 @@ class ServerSession:
 
 
 class UploadState:
-    """The rules of one job's upload: chunk ``index`` 0, 1, 2 ... with no gaps, at most
-    ``limits.max_upload_bytes`` and the declared ``size`` in total, nothing after
+    """The rules of one upload stream of a job (its ``input``, or its ``reference``): chunk
+    ``index`` 0, 1, 2 ... with no gaps, at most ``limits.max_upload_bytes``
+    (``max_reference_bytes`` for a reference) and the declared ``size`` in total, nothing after
     ``upload_end``, and ``upload_end``'s counts must match what arrived.
 
     :meth:`chunk` / :meth:`end` raise :class:`ProtocolError` (``bad_upload``,
     ``upload_too_large``) when the upload is broken: the job must then fail.
     """
 
-    def __init__(self, limits: Limits, declared_size: Optional[int] = None):
+    def __init__(self, limits: Limits, declared_size: Optional[int] = None, *, stream: str = "input"):
         self.limits = limits
         self.declared_size = declared_size
+        #: ``input`` (at most ``max_upload_bytes``) or ``reference`` (at most ``max_reference_bytes``)
+        self.stream = stream
+        self.max_bytes = limits.max_reference_bytes if stream == "reference" else limits.max_upload_bytes
         self.next_index = 0
         self.received = 0  # bytes
         self.ended = False
@@ -294,8 +298,9 @@ class UploadState:
             raise ProtocolError(f"upload chunk index {msg.index} out of order; expected {self.next_index}",
                                 code=E.BAD_UPLOAD, job_id=msg.job_id)
         total = self.received + len(msg.data)
-        if total > self.limits.max_upload_bytes:
-            raise ProtocolError(f"upload exceeds the limit of {self.limits.max_upload_bytes} bytes",
+        if total > self.max_bytes:
+            what = "the reference upload" if self.stream == "reference" else "upload"
+            raise ProtocolError(f"{what} exceeds the limit of {self.max_bytes} bytes",
                                 code=E.UPLOAD_TOO_LARGE, job_id=msg.job_id)
         if self.declared_size is not None and total > self.declared_size:
             raise ProtocolError(f"upload exceeds its declared size of {self.declared_size} bytes",

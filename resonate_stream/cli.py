@@ -273,6 +273,7 @@ examples:
   resonate stream gig.m4a -o gig.restored.wav               a server on this machine (resonate serve)
   resonate stream gig.m4a -o gig.wav --server box:8765 --token SECRET --preset aggressive
   resonate stream gig.m4a -o gig.wav --send-stems           + gig.vocals.wav, gig.drums.wav, ...
+  resonate stream gig.m4a -o gig.wav --reference studio.flac  match the studio version's balance
 
 While the job runs the restored audio is written to a hidden .preview file
 beside the output (playable while it grows); the exact final master replaces
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--send-stems", action="store_true",
                     help="also stream the stems and download them beside the output as <name>.<stem>.<ext> "
                          "(default: master only)")
+    st.add_argument("--reference", metavar="STUDIO_FILE",
+                    help="upload this recording too and match the spectrum, stereo width and loudness to it "
+                         "(a studio version of the song, or a record you like) (default: none)")
     st.add_argument("-q", "--quiet", action="store_true",
                     help="no progress or notes, only the result lines (default: progress on stderr, bars on a "
                          "terminal, plain lines otherwise)")

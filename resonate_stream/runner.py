@@ -366,14 +366,22 @@ def check_reference(path: Path) -> None:
     try:
         probe(Path(path))
     except ResonateError as exc:
-        exc.args = (f"reference recording: {exc.message}",)
-        raise
+        raise _bad_reference(exc) from None
+
+
+def _bad_reference(exc: ResonateError):
+    """``exc`` (a decoder's error about the reference file) as a ``bad_reference`` error."""
+    from engine.errors import BadReferenceError
+
+    if isinstance(exc, BadReferenceError):
+        return exc
+    return BadReferenceError(f"reference recording: {exc.message} ({exc.code})")
 
 
 def measure_reference(path: Path):
     """The reference recording's :class:`~engine.master.reference.SpectrumProfile`, decoded and
     analysed block by block (never whole).  Raises the decoders' typed errors, naming the file as
-    the reference."""
+    the reference (code ``bad_reference``)."""
     from engine.io.decode import open_audio
     from engine.master.reference import SpectrumProfile
 
@@ -381,12 +389,11 @@ def measure_reference(path: Path):
         with open_audio(path, block_seconds=1.0) as dec:
             profile = SpectrumProfile.measure(dec)
     except ResonateError as exc:
-        exc.args = (f"reference recording: {exc.message}",)
-        raise
+        raise _bad_reference(exc) from None
     if profile.loud_s <= 0:
-        from engine.errors import EmptyAudioError
+        from engine.errors import BadReferenceError
 
-        raise EmptyAudioError(f"reference recording {path.name} is silent: nothing to match")
+        raise BadReferenceError(f"reference recording {path.name} is silent: nothing to match")
     return profile
 
 

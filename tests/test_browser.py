@@ -199,6 +199,28 @@ def test_a_text_file_named_wav_gets_a_clear_error(gateway, page, tmp_path):
     assert page.page_errors == []  # type: ignore[attr-defined]
 
 
+def test_a_reference_that_is_not_audio_gets_a_clear_error(gateway, page, tmp_path):
+    """The optional reference input: its file goes to the server on the reference upload stream;
+    one that is not audio ends the job with bad_reference, shown in plain words."""
+    bad = tmp_path / "studio-version.wav"
+    bad.write_text("a reference made of words\n" * 80)
+    page.goto(f"{gateway.http_url}/")
+    assert "Reference (optional)" in page.inner_text("#input-section")
+    page.set_input_files("#file", str(EXAMPLE))
+    page.set_input_files("#reference", str(bad))
+    page.wait_for_function("document.getElementById('reference-note').textContent.includes('studio-version.wav')")
+    page.wait_for_function("!document.getElementById('start').disabled", timeout=15000)
+    page.click("#start")
+    page.wait_for_function("window.resonate.jobState === 'failed'", timeout=60000)
+    err = _r(page, "lastError")
+    assert err["code"] == "bad_reference", err
+    text = page.inner_text("#error")
+    assert "reference recording could not be used" in text and "bad_reference" in text, text
+    for jargon in ("Traceback", "Errno", "/tmp/"):
+        assert jargon not in text, text
+    assert page.page_errors == []  # type: ignore[attr-defined]
+
+
 def test_a_server_that_went_away_is_reported(gateway, page):
     with CuttingProxy(gateway.port) as proxy:
         page.goto(f"http://127.0.0.1:{proxy.port}/")
@@ -249,6 +271,7 @@ def test_the_page_fits_a_phone_and_sliders_use_the_theme(gateway, browser):
         pg.goto(f"{gateway.http_url}/")
         pg.wait_for_function("document.querySelectorAll('#stem-rows input[type=range]').length === 12")
         pg.set_input_files("#file", str(EXAMPLE))  # a long file name and the metrics must fit too
+        pg.set_input_files("#reference", str(EXAMPLE))  # and the optional reference input with its note
         pg.wait_for_function("window.resonate.originalDecoded", timeout=15000)
         widths = pg.evaluate("() => [document.documentElement.scrollWidth, document.body.scrollWidth]")
         assert max(widths) <= 390, widths  # no sideways scrolling

@@ -123,3 +123,34 @@ def test_a_pool_for_another_model_fits_what_is_free_or_fails_at_once(pools):
         assert info.value.code == "ray_unavailable"
     finally:
         other.shutdown()
+
+
+async def test_a_job_with_a_reference_on_ray_writes_what_the_in_process_runner_writes(pools, clips, tmp_path):
+    """The Ray path of the gateway takes a reference too (here a server path): its master is the
+    in-process runner's with the same reference, byte for byte, and the report names it."""
+    from demucs_fixtures import music_mix
+    from resonate_stream.runner import OutputSpec, run_job
+    from resonate_stream.settings import Settings
+    from resonate_stream.sources import FileSource
+
+    sf.write(clips / "studio.wav", music_mix(6.0, seed=9).T, SR, subtype="FLOAT")
+    local = tmp_path / "local.wav"
+    run_job(FileSource(clips / "short.wav"), Settings.from_preset("balanced", DSP),
+            OutputSpec(local, None, None), reference=clips / "studio.wav")
+    srv = GatewayServer("127.0.0.1", 0, backend=RunnerBackend(pipeline_factory=pools.factory), allowed_roots=[clips],
+                        spool_dir=tmp_path / "spool", ping_interval_s=None)
+    await srv.start()
+    c = await RawClient.connect(srv.url)
+    try:
+        await c.send(P.StartJob(input=P.PathInput(path="short.wav"), settings={"overrides": DSP}, ref="r",
+                                reference=P.PathInput(path="studio.wav")))
+        acc = await c.recv_until(lambda m: isinstance(m, (P.JobAccepted, P.Error)), timeout=60)
+        assert isinstance(acc, P.JobAccepted), acc
+        _, term = await c.collect(acc.job_id, timeout=240)
+        assert isinstance(term, P.JobDone), term
+        assert term.report["reference"]["name"] == "studio.wav"
+        with open(term.outputs["master"], "rb") as fh:
+            assert fh.read() == local.read_bytes()
+    finally:
+        await c.close()
+        await asyncio.wait_for(srv.close(), 30)

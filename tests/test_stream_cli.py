@@ -77,3 +77,34 @@ def test_addresses_and_settings_are_sent_as_the_server_needs_them():
     sent = job_settings(s)
     assert Settings.from_preset(sent["preset"], sent["overrides"]) == s  # what the server rebuilds
     assert stem_path(Path("/o/gig.flac"), "stem_vocals", "/srv/x/gig.vocals.flac") == Path("/o/gig.vocals.flac")
+
+
+def test_stream_with_a_reference_equals_resonate_process_with_it(tmp_path):
+    """`resonate stream --reference R` uploads R on the reference stream; the downloaded master is
+    byte-identical to `resonate process --reference R`, and says it was matched."""
+    from reference_signals import SR, coloured, music_like
+
+    track = music_like(10.0, seed=4)
+    gig, studio = tmp_path / "gig.wav", tmp_path / "studio.flac"
+    sf.write(str(gig), coloured(track[:, :5 * SR]).T, SR, subtype="FLOAT")
+    sf.write(str(studio), track[:, 5 * SR:].T, SR, subtype="PCM_24")
+    local = tmp_path / "local.wav"
+    res = _resonate("process", str(gig), "-o", str(local), "--reference", str(studio), "-q")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "streamed.wav"
+    with GatewayProcess(tmp_path / "server") as server:
+        res = _resonate("stream", str(gig), "--server", server.ws_url, "-o", str(out), "--reference", str(studio),
+                        "-q")
+        log = server.log()
+    assert res.returncode == 0, (res.stdout, res.stderr, log)
+    assert "matched to the reference studio.flac" in res.stdout
+    assert out.read_bytes() == local.read_bytes()
+
+
+def test_stream_with_a_missing_reference_fails_before_connecting(tmp_path):
+    port = free_port()  # nothing listens: the reference is checked first
+    res = _resonate("stream", str(EXAMPLE), "--server", f"127.0.0.1:{port}", "-o", str(tmp_path / "x.wav"),
+                    "--reference", str(tmp_path / "nope.flac"), "-q", timeout=60)
+    assert res.returncode == 2
+    assert "error [bad_reference]" in res.stderr and "nope.flac" in res.stderr
+    assert list(tmp_path.iterdir()) == []

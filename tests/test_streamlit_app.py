@@ -64,3 +64,18 @@ def test_a_file_that_is_not_audio_shows_the_servers_error(app):
     assert not app.exception
     assert len(app.error) == 1 and "[not_audio]" in app.error[0].value and "notes.wav" in app.error[0].value
     assert "result" not in app.session_state
+
+
+def test_a_reference_that_is_not_audio_is_refused_with_bad_reference(app):
+    """The optional reference uploader: its file goes with the job; one that is not audio ends
+    the job with the server's bad_reference, shown as one error line."""
+    app.file_uploader[0].set_value((EXAMPLE.name, EXAMPLE.read_bytes(), "audio/mp4"))
+    app.run()
+    assert [u.label for u in app.get("file_uploader")] == ["Upload phone recording", "Reference (optional)"]
+    app.file_uploader(key="reference").set_value(("studio.wav", b"words, not a studio take\n" * 40, "audio/wav"))
+    app.run()
+    app.button(key="process").click()
+    app.run()
+    assert not app.exception
+    assert len(app.error) == 1 and "[bad_reference]" in app.error[0].value and "reference" in app.error[0].value
+    assert "result" not in app.session_state

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("resonate.gateway")
 
 SERVER_NAME = "resonate-gateway/0.1"
-FEATURES = ("resume", "ack", "stems", "upload", "path_input", "fetch", "http_download")
+FEATURES = ("resume", "ack", "stems", "upload", "path_input", "fetch", "http_download", "reference")
 #: ``fetch`` downloads one connection may run at once
 MAX_FETCHES_PER_CONNECTION = 8
 #: audio frames one job's pump sends before it lets the others run
@@ -199,7 +199,7 @@ class Connection:
                 wake.set()
         elif isinstance(event, P.UploadBroken):
             job = srv.jobs.get(event.job_id)
-            if job is not None and job.upload is not None:
+            if job is not None and job.uploads:
                 srv.fail_job(job, event.error)  # the upload stream is broken: the job cannot go on
             else:
                 self.session.send_error(event.error, ref=event.error.ref)

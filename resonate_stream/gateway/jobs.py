@@ -7,8 +7,11 @@ audio processing.  The contract, in full:
 thread of its own (one per job) and returns when the job is over.
 
 * ``spec`` (:class:`JobSpec`): the job's settings (``{"preset", "overrides"}``
-  plain map as the client sent it), output options, and ``out_dir``, a fresh
-  folder where final files must be written (atomically: temp file + rename).
+  plain map as the client sent it), output options, ``out_dir``, a fresh
+  folder where final files must be written (atomically: temp file + rename),
+  and ``reference``: None, or the recording to match the mix to, a
+  :class:`FileJobInput` or an ``encoded`` :class:`UploadJobInput` (its spool
+  file carries the client's file name; call ``wait_file``).
 * ``job_input``: a :class:`FileJobInput` (a server-side file, already confined to
   the allowed folders and checked to exist) or an :class:`UploadJobInput`
   (bytes arriving from the client: iterate it for raw pieces as they come, or
@@ -69,6 +72,7 @@ class JobSpec:
     out_dir: Path
     send_stems: bool = False
     output: Optional[OutputOptions] = None  # None: the client left the file format to the preset
+    reference: Optional["JobInput"] = None  # the recording to match the mix to (None: no matching)
 
     @property
     def preset(self) -> Optional[str]:
@@ -164,6 +168,11 @@ class UploadJobInput:
             self._written += len(data)
             self._last_data = time.monotonic()
             self._cond.notify_all()
+
+    def touch(self) -> None:
+        """The client is still sending (another stream of the same job): restart the idle clock."""
+        with self._cond:
+            self._last_data = time.monotonic()
 
     def end(self) -> None:
         """Mark the upload complete (gateway side)."""
@@ -273,7 +282,8 @@ class RunnerBackend:
       them), ``stream_stems`` = ``send_stems``;
     * ``emit``, ``cancel`` unchanged; ``pipeline_factory`` as given here
       (None: the runner's in-process pipeline; pass the Ray pipeline factory
-      for ``resonate serve`` on a cluster).
+      for ``resonate serve`` on a cluster);
+    * ``reference``: the job's reference recording (:meth:`reference_for`), when it has one.
 
     ``run_job`` and ``make_settings`` can be replaced (tests, other runners).
     """
@@ -357,6 +367,19 @@ class RunnerBackend:
             stream_stems=spec.send_stems,
         )
 
+    @staticmethod
+    def reference_for(spec: JobSpec) -> Optional[Path]:
+        """The reference recording's file (an upload: once complete), or None; ``bad_reference``
+        when it cannot be read as audio (before any work on the input)."""
+        ref = spec.reference
+        if ref is None:
+            return None
+        path = ref.path if isinstance(ref, FileJobInput) else ref.wait_file()
+        from resonate_stream.runner import check_reference
+
+        check_reference(path)
+        return Path(path)
+
     def start(self, job_id: str, spec: JobSpec, job_input: JobInput, emit: Emit, cancel: threading.Event) -> None:
         run_job = self._run_job
         if run_job is None:
@@ -364,8 +387,11 @@ class RunnerBackend:
         from resonate_stream.runner import check_outputs
 
         settings = self.settings_for(spec)
+        reference = self.reference_for(spec)
         src = self.source_for(job_input)
         outputs = self.outputs_for(spec, settings, src)
         check_outputs(outputs)  # creates the stems folder; fails early when nothing can be written
-        kwargs = {"cache": self.cache} if self.cache is not None else {}
+        kwargs: dict = {"cache": self.cache} if self.cache is not None else {}
+        if reference is not None:
+            kwargs["reference"] = reference  # measured by run_job before the stream starts
         run_job(src, settings, outputs, emit=emit, cancel=cancel, pipeline_factory=self.pipeline_factory, **kwargs)

@@ -96,6 +96,12 @@ class LiveJob:
         self.upload_rules: Optional[P.UploadState] = (
             P.UploadState(server.limits, job_input.size) if self.upload is not None else None
         )
+        #: the reference recording's upload (``stream`` ``reference``), if the client sends one
+        ref = spec.reference
+        self.reference_upload: Optional[UploadJobInput] = ref if isinstance(ref, UploadJobInput) else None
+        self.reference_rules: Optional[P.UploadState] = (
+            P.UploadState(server.limits, ref.size, stream="reference") if self.reference_upload is not None else None
+        )
         self.thread: Optional[threading.Thread] = None
         # the queue (loop side): position 1 starts next; None once started (or never queued)
         self.client: Any = None  # who asked for it (the connection): the queue takes one job per client in turn
@@ -112,6 +118,18 @@ class LiveJob:
         self.t_channels: Optional[int] = None
 
     # ---- loop side --------------------------------------------------------
+    @property
+    def uploads(self) -> list[UploadJobInput]:
+        """The job's upload streams (input and/or reference)."""
+        return [u for u in (self.upload, self.reference_upload) if u is not None]
+
+    def upload_stream(self, stream: str) -> tuple[Optional[UploadJobInput], Optional[P.UploadState]]:
+        """The spool and rules of upload ``stream`` (``input`` / ``reference``); (None, None) if
+        the job takes no such upload."""
+        if stream == "reference":
+            return self.reference_upload, self.reference_rules
+        return self.upload, self.upload_rules
+
     @property
     def info_first(self) -> int:
         return self.info_total - len(self.infos)

@@ -259,8 +259,8 @@ class GatewayServer:
         self._closing = True
         for job in list(self.jobs.values()):
             job.cancel.set()
-            if job.upload is not None:
-                job.upload.abort(JobCancelled("the server is shutting down"))
+            for up in job.uploads:
+                up.abort(JobCancelled("the server is shutting down"))
         if self._server is not None:
             self._server.close()
             try:
@@ -345,7 +345,7 @@ class GatewayServer:
         outputs = job.finished.outputs if job.finished is not None else {}
         return resolve_output(job.id, kind, state=job.state, outputs=outputs, job_dir=job.spec.out_dir, ref=ref)
 
-    def resolve_input_path(self, raw: str) -> Path:
+    def resolve_input_path(self, raw: str, what: str = "input") -> Path:
         """Resolve a ``path`` input and confine it to :attr:`allowed_roots`.
 
         Raises ``ProtocolError`` ``path_not_allowed`` (outside the roots, ``..``,
@@ -364,10 +364,10 @@ class GatewayServer:
         real = Path(os.path.realpath(p))
         if not any(real == r or real.is_relative_to(r) for r in self.allowed_roots):
             raise P.ProtocolError(
-                f"input path {raw!r} is outside the folders this server may read", code=E.PATH_NOT_ALLOWED
+                f"{what} path {raw!r} is outside the folders this server may read", code=E.PATH_NOT_ALLOWED
             )
         if not real.is_file():
-            raise P.ProtocolError(f"input file {raw!r} does not exist", code=E.INPUT_NOT_FOUND)
+            raise P.ProtocolError(f"{what} file {raw!r} does not exist", code=E.INPUT_NOT_FOUND)
         return real
 
     def create_job(self, msg: P.StartJob, client: Any = None) -> LiveJob:
@@ -385,14 +385,16 @@ class GatewayServer:
                     code=E.TOO_MANY_JOBS,
                 )
             path = self.resolve_input_path(msg.input.path) if isinstance(msg.input, P.PathInput) else None
+            ref_path = (self.resolve_input_path(msg.reference.path, what="reference")
+                        if isinstance(msg.reference, P.PathInput) else None)
             self._forget_finished()
-            job = self._new_job(msg, path)
+            job = self._new_job(msg, path, ref_path)
         except P.ProtocolError as exc:
             exc.ref = msg.ref
             raise
         job.client = client
         self.jobs[job.id] = job
-        what = "path" if path else msg.input.format
+        what = ("path" if path else msg.input.format) + (", with a reference" if msg.reference is not None else "")
         preset = msg.settings.get("preset") if isinstance(msg.settings, dict) else None
         if must_wait:
             self._queue.setdefault(client, collections.deque()).append(job)
@@ -404,14 +406,14 @@ class GatewayServer:
             self._start_worker(job)
         return job
 
-    def _new_job(self, msg: P.StartJob, path: Optional[Path]) -> LiveJob:
+    def _new_job(self, msg: P.StartJob, path: Optional[Path], ref_path: Optional[Path] = None) -> LiveJob:
         """The job's folders, input and spool (``server_busy`` when the server is out of files)."""
         assert self.spool_dir is not None and self.output_dir is not None
         job_id = secrets.token_hex(16)
         job_dir = self.spool_dir / "jobs" / job_id
         out_dir = self.output_dir / job_id
         try:
-            return self._make_job(msg, path, job_id, job_dir, out_dir)
+            return self._make_job(msg, path, job_id, job_dir, out_dir, ref_path)
         except OSError as exc:
             shutil.rmtree(job_dir, ignore_errors=True)
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -422,10 +424,27 @@ class GatewayServer:
                     code=P.ErrorCode.SERVER_BUSY) from None
             raise
 
-    def _make_job(self, msg: P.StartJob, path: Optional[Path], job_id: str, job_dir: Path, out_dir: Path) -> LiveJob:
+    def _make_job(self, msg: P.StartJob, path: Optional[Path], job_id: str, job_dir: Path, out_dir: Path,
+                  ref_path: Optional[Path] = None) -> LiveJob:
         job_dir.mkdir(parents=True)
         out_dir.mkdir(parents=True)
         cancel = threading.Event()
+        reference: FileJobInput | UploadJobInput | None = None
+        if ref_path is not None:
+            reference = FileJobInput(ref_path)
+        elif isinstance(msg.reference, P.UploadInput):
+            # spooled under the client's file name (sanitised): the job's infos and report name it,
+            # and its extension helps format detection
+            name = re.sub(r"[^A-Za-z0-9._ -]", "_", Path(msg.reference.filename or "").name)[:100].strip(" .")
+            (job_dir / "reference").mkdir()
+            reference = UploadJobInput(
+                job_dir / "reference" / (name or "reference.bin"),
+                format="encoded",
+                filename=msg.reference.filename,
+                size=msg.reference.size,
+                cancel=cancel,
+                idle_timeout_s=self.upload_idle_timeout_s,
+            )
         job_input: FileJobInput | UploadJobInput
         if path is not None:
             job_input = FileJobInput(path)
@@ -451,12 +470,14 @@ class GatewayServer:
             out_dir=out_dir,
             send_stems=msg.options.send_stems,
             output=msg.options.output,
+            reference=reference,
         )
         try:
             spool = AudioSpool(job_dir / "audio")
         except OSError:
-            if isinstance(job_input, UploadJobInput):
-                job_input.abort(JobCancelled("the job could not start"))
+            for up in (job_input, reference):
+                if isinstance(up, UploadJobInput):
+                    up.abort(JobCancelled("the job could not start"))
             raise
         return LiveJob(self, job_id, spec, job_input, spool, cancel)
 
@@ -557,8 +578,8 @@ class GatewayServer:
                      job.n_blocks)
         else:
             log.info("job %s %s after %.1f s (%s): %s", job.id, job.state, ran, error.code, error.message[:200])
-        if job.upload is not None:
-            job.upload.discard()
+        for up in job.uploads:
+            up.discard()
         if self._loop is not None and not self._closing:
             self._loop.call_later(self.job_ttl_s, self._expire, job.id)
         self._start_queued()
@@ -573,8 +594,8 @@ class GatewayServer:
             self._update_queue()
         self.jobs.pop(job.id, None)
         job.spool.delete()
-        if job.upload is not None:
-            job.upload.discard()
+        for up in job.uploads:
+            up.discard()
         shutil.rmtree(job.spool.directory.parent, ignore_errors=True)
 
     def fail_job(self, job: LiveJob, error: ResonateError, state: str = "failed") -> None:
@@ -582,41 +603,51 @@ class GatewayServer:
         if job.terminal_frame is not None:
             return
         job.cancel.set()
-        if job.upload is not None:
-            job.upload.abort(error if isinstance(error, JobCancelled) else JobCancelled(error.message))
+        for up in job.uploads:
+            up.abort(error if isinstance(error, JobCancelled) else JobCancelled(error.message))
         job.end(P.Error.from_exception(error, job_id=job.id), state)
         log.info("job %s ended early: %s (%s)", job.id, error.code, error.message)
         if self._unqueue(job):  # it never started: nothing else will clean up after it
             job.worker_done = True
-            if job.upload is not None:
-                job.upload.discard()
+            for up in job.uploads:
+                up.discard()
             if self._loop is not None and not self._closing:
                 self._loop.call_later(self.job_ttl_s, self._expire, job.id)
             self._update_queue()
 
+    def _upload_stream(self, job: LiveJob, stream: str) -> tuple[UploadJobInput, P.UploadState]:
+        upload, rules = job.upload_stream(stream)
+        if upload is None or rules is None:
+            why = ("it has no reference upload (start_job.reference)" if stream == "reference"
+                   else "it reads a server path; it takes no upload")
+            raise P.ProtocolError(f"job {job.id}: {why}", code=P.ErrorCode.BAD_UPLOAD)
+        return upload, rules
+
     def upload_chunk(self, job: LiveJob, msg: P.UploadChunk) -> None:
-        """Spool one ``upload_chunk`` (its order and size checked by the job's ``UploadState``)."""
-        if job.upload is None or job.upload_rules is None:
-            raise P.ProtocolError(f"job {job.id} reads a server path; it takes no upload", code=P.ErrorCode.BAD_UPLOAD)
+        """Spool one ``upload_chunk`` of the job's input or reference (its order and size checked
+        by that stream's ``UploadState``)."""
+        upload, rules = self._upload_stream(job, msg.stream)
         if job.terminal_frame is not None:
             return  # chunks still in flight after a cancel or failure: ignore
         try:
-            data = job.upload_rules.chunk(msg)
+            data = rules.chunk(msg)
         except P.ProtocolError as exc:
             return self.fail_job(job, exc)
-        job.upload.append(data)
+        upload.append(data)
+        for other in job.uploads:  # the client is busy with this stream: the other one is not idle
+            if other is not upload:
+                other.touch()
 
     def upload_end(self, job: LiveJob, msg: P.UploadEnd) -> None:
-        if job.upload is None or job.upload_rules is None:
-            raise P.ProtocolError(f"job {job.id} reads a server path; it takes no upload", code=P.ErrorCode.BAD_UPLOAD)
+        upload, rules = self._upload_stream(job, msg.stream)
         if job.terminal_frame is not None:
             return
         try:
-            complete = job.upload_rules.end(msg)
+            complete = rules.end(msg)
         except P.ProtocolError as exc:
             return self.fail_job(job, exc)
         if complete:
-            job.upload.end()
+            upload.end()
 
 
 def run_gateway(**kwargs: Any) -> None:

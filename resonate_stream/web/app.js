@@ -34,6 +34,7 @@ const app = {
   reconnects: 0,
   notes: [],
   downloads: {},
+  reference: null, // the optional reference recording (a File)
 };
 
 // ---- messages for people -------------------------------------------------------
@@ -44,6 +45,7 @@ function titleFor(code) {
   if (code === "server_unreachable" || code === "connection_lost") return "Server unreachable";
   if (code === "bad_settings") return "Settings rejected";
   if (code === "upload_too_large") return "File too large";
+  if (code === "bad_reference") return "The reference recording could not be used";
   if (code === "too_many_jobs") return "Server busy";
   return "Processing failed";
 }
@@ -253,6 +255,12 @@ async function chooseFile(file) {
 function wireFileInput() {
   const drop = $("drop");
   $("file").addEventListener("change", (ev) => { if (ev.target.files.length) chooseFile(ev.target.files[0]); });
+  $("reference").addEventListener("change", (ev) => {
+    app.reference = ev.target.files.length ? ev.target.files[0] : null;
+    $("reference-note").textContent = app.reference
+      ? `Reference: ${app.reference.name} (${(app.reference.size / 1e6).toFixed(1)} MB); the result is matched to it.`
+      : "A studio version of the song, or a record you like: the result is matched to its tonal balance, width and loudness.";
+  });
   drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (ev) => {
@@ -392,13 +400,23 @@ async function start() {
   setJobState("connecting", "Connecting…");
   try {
     const session = await ensureSession();
+    const refFile = app.reference;
+    if (refFile && !(session.features || []).includes("reference")) {
+      throw Object.assign(new Error("this server does not do reference matching; remove the reference or update the server"),
+        { code: "bad_reference" });
+    }
     job.id = await session.startJob({
       settings: S.jobSettings(app.state, app.catalogue),
       input: { kind: "upload", format: "encoded", filename: app.file.name, size: app.file.size },
       options: S.jobOptions(app.state),
+      reference: refFile ? { kind: "upload", format: "encoded", filename: refFile.name, size: refFile.size } : null,
     });
     setJobState("uploading", "Uploading…");
-    await session.upload(job.id, app.file, (sent, size) => { job.progress.upload = { done: sent, total: size }; setProgress("upload", sent, size, "B"); });
+    const total = app.file.size + (refFile ? refFile.size : 0);
+    const shown = (sent) => { job.progress.upload = { done: sent, total }; setProgress("upload", sent, total, "B"); };
+    if (refFile) await session.upload(job.id, refFile, (sent) => shown(sent), undefined, "reference");
+    const before = refFile ? refFile.size : 0;
+    await session.upload(job.id, app.file, (sent) => shown(before + sent));
     if (job.state === "uploading") setJobState("running", "Restoring… playback starts after 2 s of audio.");
   } catch (err) {
     if (app.job === job && !["failed", "done", "cancelled"].includes(job.state)) failJob(err);

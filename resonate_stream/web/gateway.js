@@ -58,6 +58,7 @@ export class GatewaySession {
 
   get connected() { return this.ws !== null && this.ws.readyState === WebSocket.OPEN && this.welcome !== null; }
 
+  get features() { return (this.welcome && this.welcome.features) || []; }
   get limits() { return (this.welcome && this.welcome.limits) || { max_chunk_bytes: 1048576 }; }
 
   /** Open the websocket, send hello, wait for welcome. Throws GatewayError("server_unreachable"). */
@@ -175,12 +176,14 @@ export class GatewaySession {
   }
 
   /** Send start_job; resolves with the job id once accepted. */
-  startJob({ settings, input, options }) {
+  startJob({ settings, input, options, reference = null }) {
     const ref = `r${++this.refs}`;
     return new Promise((resolve, reject) => {
       this.pending.set(ref, {
         resolve: (m) => { this.streams.set(m.job_id, { seq: 0, offset: 0 }); resolve(m.job_id); }, reject });
-      try { this._send({ type: "start_job", v: PROTOCOL_VERSION, ref, settings, input, options }); }
+      const msg = { type: "start_job", v: PROTOCOL_VERSION, ref, settings, input, options };
+      if (reference) msg.reference = reference; // only sent to servers with the "reference" feature
+      try { this._send(msg); }
       catch (e) { this.pending.delete(ref); reject(e); }
     });
   }
@@ -205,21 +208,22 @@ export class GatewaySession {
   }
 
   /**
-   * Upload `file` (a File/Blob) as upload_chunk messages then upload_end.
+   * Upload `file` (a File/Blob) as upload_chunk messages then upload_end, on upload
+   * `stream` ("input", or "reference" for the job's reference recording).
    * Waits while the socket's send buffer holds more than `highWater` bytes, so
    * a 1.5 GB file is read and sent a piece at a time. onProgress(sentBytes, size).
    */
-  async upload(jobId, file, onProgress = null, highWater = 4 * 1048576) {
+  async upload(jobId, file, onProgress = null, highWater = 4 * 1048576, stream = "input") {
     const chunk = Math.min(256 * 1024, this.limits.max_chunk_bytes || 1048576);
     let index = 0;
     for (let pos = 0; pos < file.size; pos += chunk) {
       const piece = new Uint8Array(await file.slice(pos, Math.min(file.size, pos + chunk)).arrayBuffer());
       while (this.ws && this.ws.bufferedAmount > highWater) await sleep(20);
-      this._send({ type: "upload_chunk", v: PROTOCOL_VERSION, job_id: jobId, index, data: piece });
+      this._send({ type: "upload_chunk", v: PROTOCOL_VERSION, job_id: jobId, index, data: piece, stream });
       index += 1;
       if (onProgress) onProgress(Math.min(file.size, pos + chunk), file.size);
     }
-    this._send({ type: "upload_end", v: PROTOCOL_VERSION, job_id: jobId, chunks: index, size: file.size });
+    this._send({ type: "upload_end", v: PROTOCOL_VERSION, job_id: jobId, chunks: index, size: file.size, stream });
     if (onProgress) onProgress(file.size, file.size);
   }
 
