@@ -163,7 +163,9 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
             v = xi * gamma / (1.0 + xi)
             if v < 1e-10:
                 v = 1e-10
-            g = xi / (1.0 + xi) * math.exp(0.5 * _expint_e1(v))
+            g = xi / (1.0 + xi)
+            if v < 40.0:  # above, exp(E1(v) / 2) rounds to exactly 1.0
+                g *= math.exp(0.5 * _expint_e1(v))
             if g > 1.0:
                 g = 1.0
             if g < gain_floor:
