@@ -5,7 +5,10 @@ stems: the four stem lanes (:class:`engine.pipeline.StemProcessor`: enhancement
 then restoration), the mix/master lane (:class:`engine.pipeline.MixMaster`:
 mixer, preview master) and the streaming input analysis
 (:class:`engine.analysis.metrics.AudioAnalyzer`), 1 s blocks of 44.1 kHz
-stereo, exactly as :class:`engine.graph.LocalPipeline` feeds them.  BLAS/OpenMP
+stereo, exactly as :class:`engine.graph.LocalPipeline` feeds them, with the
+configuration a job gets (the preview prior and the tonal profile measured on
+the signals' first 10 s, as ``resonate_stream.runner.run_job`` does, so the
+tonal corrector sits in every stem chain when ``restore.tonal > 0``).  BLAS/OpenMP
 threads are pinned to 1 before numpy loads.
 
 Every leaf stage's ``process`` is wrapped with a timer (its own time, not its
