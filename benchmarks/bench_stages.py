@@ -5,7 +5,10 @@ stems: the four stem lanes (:class:`engine.pipeline.StemProcessor`: enhancement
 then restoration), the mix/master lane (:class:`engine.pipeline.MixMaster`:
 mixer, preview master) and the streaming input analysis
 (:class:`engine.analysis.metrics.AudioAnalyzer`), 1 s blocks of 44.1 kHz
-stereo, exactly as :class:`engine.graph.LocalPipeline` feeds them.  BLAS/OpenMP
+stereo, exactly as :class:`engine.graph.LocalPipeline` feeds them, with the
+configuration a job gets (the preview prior and the tonal profile measured on
+the signals' first 10 s, as ``resonate_stream.runner.run_job`` does, so the
+tonal corrector sits in every stem chain when ``restore.tonal > 0``).  BLAS/OpenMP
 threads are pinned to 1 before numpy loads.
 
 Every leaf stage's ``process`` is wrapped with a timer (its own time, not its
@@ -91,12 +94,16 @@ def run(preset: str, seconds: float, band: tuple[float, float]) -> dict:
     from engine.analysis.metrics import AudioAnalyzer
     from engine.graph import JobGraph
     from engine.master.preview import PreviewPrior
+    from engine.restore.tonal import TonalProfile
     from resonate_stream.settings import Settings
 
     stems = stem_signals(seconds)
     mix_in = sum(stems.values())
     head = [mix_in[:, i:i + SAMPLE_RATE] for i in range(0, min(mix_in.shape[1], 10 * SAMPLE_RATE), SAMPLE_RATE)]
-    cfg = Settings.from_preset(preset).pipeline_config(band, PreviewPrior.measure(head))
+    # as resonate_stream.runner.run_job: the preview prior and the tonal profile measured on the
+    # input's head (with restore.tonal > 0 the profile puts a TonalCorrector in every stem chain)
+    cfg = Settings.from_preset(preset).pipeline_config(band, PreviewPrior.measure(head),
+                                                       tonal_profile=TonalProfile.measure(head))
     graph = JobGraph(cfg)
     stem_specs, mix_spec = graph.lane_specs()
 

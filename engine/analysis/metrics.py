@@ -195,6 +195,35 @@ def _median_peaks(L, half, min_db):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True, nogil=True)
+def _band_envelopes(mono, bp_sos, bp_zi, lp_sos, lp_zi, first, hop, picks):  # pragma: no cover - compiled
+    """Per band ``b``: ``mono`` through the band-pass ``bp_sos[b]``, squared, through the
+    low-pass ``lp_sos``; ``picks[b, j]`` = that at sample ``first + j * hop``.  Each section
+    is :func:`scipy.signal.sosfilt`'s direct form II transposed, in its order; the states
+    ``bp_zi`` (bands, sections, 2) and ``lp_zi`` (sections, bands, 2) are updated in place."""
+    nb = bp_sos.shape[0]
+    s1 = bp_sos.shape[1]
+    s2 = lp_sos.shape[0]
+    for i in range(mono.shape[0]):
+        keep = i >= first and (i - first) % hop == 0
+        for b in range(nb):
+            v = mono[i]
+            for s in range(s1):
+                y = bp_sos[b, s, 0] * v + bp_zi[b, s, 0]
+                bp_zi[b, s, 0] = bp_sos[b, s, 1] * v - bp_sos[b, s, 4] * y + bp_zi[b, s, 1]
+                bp_zi[b, s, 1] = bp_sos[b, s, 2] * v - bp_sos[b, s, 5] * y
+                v = y
+            v = v * v
+            for s in range(s2):
+                y = lp_sos[s, 0] * v + lp_zi[s, b, 0]
+                lp_zi[s, b, 0] = lp_sos[s, 1] * v - lp_sos[s, 4] * y + lp_zi[s, b, 1]
+                lp_zi[s, b, 1] = lp_sos[s, 2] * v - lp_sos[s, 5] * y
+                v = y
+            if keep:
+                picks[b, (i - first) // hop] = v
+    return 0
+
+
 def _percentile_from_hist(counts: np.ndarray, centres: np.ndarray, q: float) -> float:
     n = counts.sum()
     if n == 0:
@@ -249,6 +278,7 @@ class AudioAnalyzer:
         self._env_sos = [signal.butter(2, [lo, min(hi, 0.45 * self.sample_rate)], btype="bandpass",
                                        fs=self.sample_rate, output="sos")
                          for lo, hi in self.ENV_BANDS if lo < 0.4 * self.sample_rate]
+        self._env_bp = np.ascontiguousarray(np.stack(self._env_sos))  # (bands, sections, 6)
         # anti-aliasing low-pass of the squared band signals before decimation to the envelope rate
         self._env_lp = signal.butter(8, self.MOD_MAX_HZ + 10.0, fs=self.sample_rate, output="sos")
         env_rate = self.sample_rate / self.ENV_HOP
@@ -290,7 +320,7 @@ class AudioAnalyzer:
         self._metal_n = 0
         # robotic: band envelopes
         nb = len(self._env_sos)
-        self._env_zi = [np.zeros((s.shape[0], 2)) for s in self._env_sos]
+        self._env_zi = np.zeros((nb, self._env_sos[0].shape[0], 2))
         self._env_lp_zi = np.zeros((self._env_lp.shape[0], nb, 2))
         self._env_phase = 0  # samples since the last envelope sample
         self._env_seg = np.zeros((nb, self.SEG))  # envelope values of the current segment
@@ -448,14 +478,12 @@ class AudioAnalyzer:
 
     def _update_envelopes(self, mono: np.ndarray) -> None:
         nb = len(self._env_sos)
-        sq = np.empty((nb, len(mono)))
-        for b, sos in enumerate(self._env_sos):
-            y, self._env_zi[b] = signal.sosfilt(sos, mono, zi=self._env_zi[b])
-            sq[b] = y * y
-        env, self._env_lp_zi = signal.sosfilt(self._env_lp, sq, axis=1, zi=self._env_lp_zi)
-        # decimate: keep the samples at absolute positions k * ENV_HOP - 1
+        # band-pass, square, low-pass (one compiled pass); decimate: keep the samples at
+        # absolute positions k * ENV_HOP - 1
         first = (self.ENV_HOP - 1 - self._env_phase) % self.ENV_HOP
-        picks = env[:, first::self.ENV_HOP]
+        picks = np.empty((nb, max(0, -(-(len(mono) - first) // self.ENV_HOP))))
+        _band_envelopes(np.ascontiguousarray(mono, dtype=np.float64), self._env_bp, self._env_zi,
+                        self._env_lp, self._env_lp_zi, first, self.ENV_HOP, picks)
         self._env_phase = (self._env_phase + len(mono)) % self.ENV_HOP
         picks = np.maximum(picks, 0.0)
         pos = 0

@@ -48,7 +48,7 @@ REPORT_BAND_EDGES_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 160
 MINIMUM_BIAS_DB = 3.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _expint_e1(x):
     """Exponential integral E1(x), x > 0 (series below 1, Abramowitz-Stegun 5.1.56 above)."""
     if x < 1.0:
@@ -60,29 +60,67 @@ def _expint_e1(x):
     return math.exp(-x) / x * num / den
 
 
-@njit(cache=True)
-def lsa_gains(power, active, state_s, state_min, state_p, state_noise, state_gain2gamma, ready,
-              alpha_s, rise, delta, alpha_p, alpha_d, dd_alpha, xi_min, gain_floor, median_cap, bias):
-    """LSA gains ``(frames, bins)`` of ``power`` ``(frames, bins)`` (see the module doc).
+@njit(cache=True, error_model="numpy")
+def _block_medians(power, width, blocks, med, buf):
+    """``med[b]``: twice the median (the median of noise power sits ~1.6 dB under its mean) of bins ``[b * width, (b + 1) * width)`` of ``power`` (odd
+    ``width``; the last block padded by repeating the last bin), by insertion sort."""
+    k_count = power.shape[0]
+    half = width // 2
+    for b in range(blocks):
+        base = b * width
+        for i in range(width):
+            j = base + i
+            v = power[j] if j < k_count else power[k_count - 1]
+            q = i
+            while q > 0 and buf[q - 1] > v:
+                buf[q] = buf[q - 1]
+                q -= 1
+            buf[q] = v
+        med[b] = buf[half] * 2.0
 
-    State arrays ``(bins,)`` are updated in place; ``ready[0]`` is 0 until the
-    first active frame (which initialises every tracker to its power).
-    ``median_cap`` ``(frames, bins)``: the across-frequency median of the
-    smoothed power, the highest the minimum may be (already bias-scaled).
-    Inactive frames (digital silence, stream start) hold the state and get gain 1.
+
+@njit(cache=True, error_model="numpy")
+def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state_gain2gamma, ready,
+              alpha_s, rise, delta, alpha_p, alpha_d, dd_alpha, xi_min, gain_floor, bias,
+              power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out):
+    """Apply the LSA gains to ``spectra`` ``(frames, channels, bins)`` in place (see the module doc).
+
+    Per frame: the power ``|Y|^2`` averaged over the channels (times ``power_scale``); the
+    frame is active when its mean power exceeds ``silence_power`` and ``frame_ok``; the
+    median cap: per block of ``width`` bins the median power (x2), interpolated between
+    block centres with ``lo``/``hi``/``frac`` (the highest the minimum may be, before the
+    bias).  State arrays ``(bins,)`` are updated in place; ``ready[0]`` is 0 until the first
+    active frame (which initialises every tracker to its power).  Inactive frames (digital
+    silence, stream start) hold the state and get gain 1.  ``energy_in`` / ``energy_out``
+    ``(bins,)`` accumulate the power before and after the gains.
     """
-    f_count, k_count = power.shape
-    out = np.ones((f_count, k_count), dtype=np.float64)
+    f_count, c_count, k_count = spectra.shape
+    power = np.empty(k_count, dtype=np.float64)
     sm = np.empty(k_count, dtype=np.float64)
+    med = np.empty(blocks, dtype=np.float64)
+    buf = np.empty(width, dtype=np.float64)
+    inv_c = 1.0 / c_count
     for f in range(f_count):
-        if not active[f]:
+        total = 0.0
+        for k in range(k_count):
+            acc = 0.0
+            for c in range(c_count):
+                z = spectra[f, c, k]
+                acc += float(z.real) * float(z.real) + float(z.imag) * float(z.imag)
+            pk = acc * inv_c * power_scale
+            power[k] = pk
+            total += pk
+            energy_in[k] += pk
+        if not (frame_ok[f] and total / k_count > silence_power):
+            for k in range(k_count):
+                energy_out[k] += power[k]
             continue
-        row = power[f]
+        _block_medians(power, width, blocks, med, buf)
         # frequency smoothing (1/4, 1/2, 1/4)
         for k in range(k_count):
-            a = row[k - 1] if k > 0 else row[k]
-            b = row[k + 1] if k + 1 < k_count else row[k]
-            sm[k] = 0.25 * a + 0.5 * row[k] + 0.25 * b
+            a = power[k - 1] if k > 0 else power[k]
+            b = power[k + 1] if k + 1 < k_count else power[k]
+            sm[k] = 0.25 * a + 0.5 * power[k] + 0.25 * b
         if ready[0] == 0.0:
             for k in range(k_count):
                 state_s[k] = sm[k]
@@ -92,12 +130,15 @@ def lsa_gains(power, active, state_s, state_min, state_p, state_noise, state_gai
                 state_gain2gamma[k] = 1.0
             ready[0] = 1.0
         for k in range(k_count):
+            pk = power[k]
             s = alpha_s * state_s[k] + (1.0 - alpha_s) * sm[k]
             state_s[k] = s
             m = state_min[k] * rise
             if s < m:
                 m = s
-            cap = median_cap[f, k]
+            cap = med[lo[k]] * (1.0 - frac[k]) + med[hi[k]] * frac[k]
+            if cap < 1e-30:
+                cap = 1e-30
             if m > cap:
                 m = cap
             state_min[k] = m
@@ -105,7 +146,7 @@ def lsa_gains(power, active, state_s, state_min, state_p, state_noise, state_gai
             p = alpha_p * state_p[k] + (1.0 - alpha_p) * ind
             state_p[k] = p
             ad = alpha_d + (1.0 - alpha_d) * p
-            lam = ad * state_noise[k] + (1.0 - ad) * row[k]
+            lam = ad * state_noise[k] + (1.0 - ad) * pk
             # never above the bias-corrected minimum's level when music holds the bin up
             lim = m * bias
             if lam > lim * 2.0:
@@ -113,7 +154,7 @@ def lsa_gains(power, active, state_s, state_min, state_p, state_noise, state_gai
             if lam < 1e-30:
                 lam = 1e-30
             state_noise[k] = lam
-            gamma = row[k] / lam
+            gamma = pk / lam
             if gamma > 1e6:
                 gamma = 1e6
             xi = dd_alpha * state_gain2gamma[k] + (1.0 - dd_alpha) * max(gamma - 1.0, 0.0)
@@ -122,14 +163,17 @@ def lsa_gains(power, active, state_s, state_min, state_p, state_noise, state_gai
             v = xi * gamma / (1.0 + xi)
             if v < 1e-10:
                 v = 1e-10
-            g = xi / (1.0 + xi) * math.exp(0.5 * _expint_e1(v))
+            g = xi / (1.0 + xi)
+            if v < 40.0:  # above, exp(E1(v) / 2) rounds to exactly 1.0
+                g *= math.exp(0.5 * _expint_e1(v))
             if g > 1.0:
                 g = 1.0
             if g < gain_floor:
                 g = gain_floor
             state_gain2gamma[k] = g * g * gamma
-            out[f, k] = g
-    return out
+            energy_out[k] += pk * g * g
+            for c in range(c_count):
+                spectra[f, c, k] *= g
 
 
 class LSANoiseSuppressor(StreamingSTFTStage):
@@ -152,6 +196,7 @@ class LSANoiseSuppressor(StreamingSTFTStage):
     """
 
     name = "noise_reduction"
+    fft_dtype = np.float32
 
     def __init__(self, strength: float = 1.0, max_reduction_db: float = 15.0, dd_alpha: float = 0.98,
                  xi_min_db: float = -25.0, floor_rise_db_per_s: float = 3.0, presence_delta: float = 4.0,
@@ -190,8 +235,15 @@ class LSANoiseSuppressor(StreamingSTFTStage):
         self._band_of_bin = np.minimum(self._band_of_bin, len(REPORT_BAND_EDGES_HZ) - 1)
         self._band_matrix = np.zeros((self.bins, len(REPORT_BAND_EDGES_HZ)))
         self._band_matrix[np.arange(self.bins), self._band_of_bin] = 1.0
-        # the median cap: blocks of ``_median_bins`` bins (the last block padded by repeating its edge)
-        self._blocks = -(-self.bins // self._median_bins)
+        # the median cap: blocks of ``_median_bins`` bins (the last block padded by repeating its edge),
+        # each bin interpolating linearly between the medians of the blocks whose centres surround it
+        w = self._median_bins
+        self._blocks = b = -(-self.bins // w)
+        centres = (np.arange(b) + 0.5) * w - 0.5
+        pos = np.clip(np.interp(np.arange(self.bins), centres, np.arange(b)), 0, b - 1)
+        self._cap_lo = np.floor(pos).astype(np.int64)
+        self._cap_hi = np.minimum(self._cap_lo + 1, b - 1)
+        self._cap_frac = pos - self._cap_lo
         self.reset_spectral_state()
 
     def reset_spectral_state(self) -> None:
@@ -202,43 +254,24 @@ class LSANoiseSuppressor(StreamingSTFTStage):
         self._noise = np.zeros(k)
         self._g2g = np.ones(k)
         self._ready = np.zeros(1)
-        nb = len(REPORT_BAND_EDGES_HZ)
-        self._energy_in = np.zeros(nb)
-        self._energy_out = np.zeros(nb)
+        self._energy_in = np.zeros(k)  # per bin (the report sums them per band)
+        self._energy_out = np.zeros(k)
 
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
-        power = (spectra.real ** 2 + spectra.imag ** 2).mean(axis=1) * self._power_scale  # (F, K)
         if self.strength == 0.0:
             return spectra
-        active = (power.mean(axis=1) > self._silence_power) & (frame_ends >= self.frame_length)
-        cap = self._median_cap(power)
-        gains = lsa_gains(power, active, self._s, self._min, self._p, self._noise, self._g2g, self._ready,
-                          self._alpha_s, self._rise, self._delta, self._alpha_p, self._alpha_d, self.dd_alpha,
-                          self.xi_min, self._gain_floor, cap, self._bias)
-        self._energy_in += power.sum(axis=0) @ self._band_matrix
-        self._energy_out += (power * (gains * gains)).sum(axis=0) @ self._band_matrix
-        return spectra * gains[:, None, :]
-
-    def _median_cap(self, power: np.ndarray) -> np.ndarray:
-        """Per frame, the median power of each block of ``median_hz`` of bins, as the
-        largest noise minimum (x2: the median of noise power sits ~1.6 dB under its mean),
-        interpolated linearly between block centres ``(frames, bins)``."""
-        f, k = power.shape
-        w, b = self._median_bins, self._blocks
-        padded = np.concatenate([power, np.repeat(power[:, -1:], b * w - k, axis=1)], axis=1)
-        med = np.median(padded.reshape(f, b, w), axis=2) * 2.0
-        centres = (np.arange(b) + 0.5) * w - 0.5
-        idx = np.arange(k)
-        pos = np.clip(np.interp(idx, centres, np.arange(b)), 0, b - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, b - 1)
-        frac = pos - lo
-        return np.maximum(med[:, lo] * (1.0 - frac) + med[:, hi] * frac, 1e-30)
+        frame_ok = frame_ends >= self.frame_length
+        lsa_apply(spectra, frame_ok, self._s, self._min, self._p, self._noise, self._g2g, self._ready,
+                  self._alpha_s, self._rise, self._delta, self._alpha_p, self._alpha_d, self.dd_alpha,
+                  self.xi_min, self._gain_floor, self._bias, self._power_scale, self._silence_power,
+                  self._median_bins, self._blocks, self._cap_lo, self._cap_hi, self._cap_frac,
+                  self._energy_in, self._energy_out)
+        return spectra
 
     def report(self) -> dict:
         """What the stage changed so far: mean gain per octave band (dB, energy
         weighted), energy removed (dB of the total), the floor (dB)."""
-        ein, eout = self._energy_in, self._energy_out
+        ein, eout = self._energy_in @ self._band_matrix, self._energy_out @ self._band_matrix
         with np.errstate(divide="ignore", invalid="ignore"):
             per_band = np.where(ein > 0, 10.0 * np.log10(np.maximum(eout, 1e-30) / np.maximum(ein, 1e-30)), 0.0)
         total = float(10.0 * np.log10(max(eout.sum(), 1e-30) / max(ein.sum(), 1e-30))) if ein.sum() > 0 else 0.0

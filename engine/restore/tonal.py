@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from numba import njit
 
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..dsp.stft import StreamingSTFTStage
@@ -258,6 +259,20 @@ def _load_default_model() -> TonalModel:
 DEFAULT_MODEL = _load_default_model()
 
 
+@njit(cache=True)
+def _measure_and_apply(spectra, gain, power, identity):
+    """Add each bin's ``|Y|^2`` over frames and channels of ``spectra`` ``(frames, channels,
+    bins)`` to ``power`` ``(bins,)``; unless ``identity``, multiply the spectra by ``gain`` in place."""
+    f_count, c_count, k_count = spectra.shape
+    for f in range(f_count):
+        for c in range(c_count):
+            for k in range(k_count):
+                z = spectra[f, c, k]
+                power[k] += float(z.real) * float(z.real) + float(z.imag) * float(z.imag)
+                if not identity:
+                    spectra[f, c, k] = z * gain[k]
+
+
 class TonalCorrector(StreamingSTFTStage):
     """A fixed zero-phase gain per bin from band gains ``gains_db`` (:data:`BAND_CENTRES_HZ`).
 
@@ -268,6 +283,7 @@ class TonalCorrector(StreamingSTFTStage):
     """
 
     name = "tonal_corrector"
+    fft_dtype = np.float32
 
     def __init__(self, gains_db=None, frame_length: int = 2048, hop: int = 512, channels: int = CHANNELS,
                  sample_rate: int = SAMPLE_RATE, backed_off: bool = False, notes: tuple[str, ...] = ()):
@@ -281,22 +297,27 @@ class TonalCorrector(StreamingSTFTStage):
         self.notes = tuple(notes)
         freqs = np.arange(self.bins) * self.bin_hz
         self._gain = 10.0 ** (_bin_gains_db(g, freqs) / 20.0)
+        self._gain32 = self._gain.astype(np.float32)
         self._identity = bool(np.all(g == 0.0))
         self._bands = _band_matrix(freqs)
         self.reset_spectral_state()
 
     def reset_spectral_state(self) -> None:
-        nb = len(BAND_CENTRES_HZ)
-        self._in = np.zeros(nb)
-        self._out = np.zeros(nb)
+        self._power = np.zeros(self.bins)  # input power per bin, summed over frames and channels
 
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
-        power = (spectra.real ** 2 + spectra.imag ** 2).sum(axis=(0, 1))  # (K,)
-        self._in += power @ self._bands
-        self._out += (power * self._gain ** 2) @ self._bands
-        if self._identity:
-            return spectra
-        return spectra * self._gain
+        _measure_and_apply(spectra, self._gain32, self._power, self._identity)
+        return spectra
+
+    @property
+    def _in(self) -> np.ndarray:
+        """Long-term input power per band."""
+        return self._power @ self._bands
+
+    @property
+    def _out(self) -> np.ndarray:
+        """Long-term output power per band."""
+        return (self._power * self._gain ** 2) @ self._bands
 
     def report(self) -> dict:
         """Gains per band (dB), the realised long-term change per band (dB) and the back-off flag."""
