@@ -62,14 +62,19 @@ def test_phone_edge_found_and_the_band_above_it_restored_to_the_truth(edge, slop
     found = detect_high_edge(y, SR)
     assert abs(found.edge_hz - edge) <= 0.1 * edge
     assert found.confidence > 0.5
-    # the extension (shipped settings) puts back the unfiltered content's energy above the edge
+    truth = energy_db(x, found.edge_hz, 20000.0)
+    assert energy_db(y, found.edge_hz, 20000.0) < truth - 4.0  # really missing before
+    # the extension continuing the measured slope puts back the unfiltered content's energy
+    ext = HighBandExtender(found.edge_hz, 1.0, confidence=found.confidence, rolloff_db_per_oct=0.0)
+    z = run_in_blocks(LatencyAligned(ext), y.astype(np.float32))
+    assert abs(energy_db(z, found.edge_hz, 20000.0) - truth) <= 4.0
+    # the shipped settings (an extra roll-off: real music steepens above a phone's band)
+    # stay conservative: never above the truth, not far under it
     cfg = RestoreConfig()
     ext = HighBandExtender(found.edge_hz, cfg.high_band, confidence=found.confidence,
                            rolloff_db_per_oct=cfg.high_band_rolloff_db_per_oct)
-    z = run_in_blocks(LatencyAligned(ext), y.astype(np.float32))
-    truth = energy_db(x, found.edge_hz, 20000.0)
-    assert energy_db(y, found.edge_hz, 20000.0) < truth - 4.0  # really missing before
-    assert abs(energy_db(z, found.edge_hz, 20000.0) - truth) <= 4.0
+    got = energy_db(run_in_blocks(LatencyAligned(ext), y.astype(np.float32)), found.edge_hz, 20000.0)
+    assert truth - 9.0 <= got <= truth + 1.0
 
 
 @pytest.mark.parametrize("edge", (3400.0, 8000.0))
