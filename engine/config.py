@@ -29,6 +29,10 @@ class PipelineConfig:
 
     band_limits_hz: ``(low, high)`` band limits of the recording, Hz, as
     detected on the input (restoration extends the band beyond them).
+    high_edge: ``(edge_hz, confidence)`` of the recording's high band edge
+    (:func:`engine.estimators.band_limits.high_edge_from_psd`), what the
+    high-band extension starts from and how much of it it applies; None: the
+    extension starts at ``band_limits_hz[1]`` with full confidence.
     preview_prior: the input's first seconds measured up front
     (:class:`engine.master.preview.PreviewPrior`): primes the streamed
     preview's loudness estimate, so it is right from its first second (None:
@@ -50,6 +54,7 @@ class PipelineConfig:
     generate: GenerateConfig = setting(Section(GenerateConfig), factory=GenerateConfig)
     reference: ReferenceConfig = setting(Section(ReferenceConfig), factory=ReferenceConfig)
     band_limits_hz: tuple[float, float] = field(default=(20.0, 20000.0))
+    high_edge: tuple[float, float] | None = None
     preview_prior: object | None = None
     tonal_profile: object | None = None
     reference_profile: object | None = None
@@ -61,3 +66,9 @@ class PipelineConfig:
         if len(band) != 2 or not all(is_number(v) and math.isfinite(v) for v in band):
             raise SettingsError(f"band_limits_hz must be (low, high) in Hz, got {self.band_limits_hz!r}")
         object.__setattr__(self, "band_limits_hz", (float(band[0]), float(band[1])))
+        if self.high_edge is not None:
+            edge = tuple(self.high_edge)
+            if (len(edge) != 2 or not all(is_number(v) and math.isfinite(v) for v in edge)
+                    or not 0.0 <= edge[1] <= 1.0):
+                raise SettingsError(f"high_edge must be (edge_hz, confidence 0..1), got {self.high_edge!r}")
+            object.__setattr__(self, "high_edge", (float(edge[0]), float(edge[1])))

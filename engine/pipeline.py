@@ -34,7 +34,7 @@ def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
                                    r.tonal_min_snr_db, model, low_edge_hz=cfg.band_limits_hz[0])
         if corrector is not None:
             stages.append(corrector)
-    stages.extend(build_restore_chain(stem, cfg.restore, cfg.band_limits_hz).stages)
+    stages.extend(build_restore_chain(stem, cfg.restore, cfg.band_limits_hz, cfg.high_edge).stages)
     return Chain(stages, name=f"{stem}-chain")
 
 

@@ -134,6 +134,17 @@ def detect_band_limits(head: list[np.ndarray]) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def detect_high_edge(head: list[np.ndarray]) -> tuple[float, float]:
+    """``(edge_hz, confidence)`` of the high band edge of the first seconds (the extension's start)."""
+    from engine.estimators.band_limits import BandLimitDetector
+
+    det = BandLimitDetector(SAMPLE_RATE)
+    for b in head:
+        det.update(b)
+    edge = det.high_edge()
+    return float(edge.edge_hz), float(edge.confidence)
+
+
 class _Writers:
     """The job's files: stored unmastered mix (temp) and optional stems; all atomic."""
 
@@ -217,7 +228,8 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
 
         ref_prior = SpectrumProfile.measure(head)
     cfg, strategy = settings.pipeline_config(band, PreviewPrior.measure(head), ref_profile, ref_prior,
-                                             tonal_profile=TonalProfile.measure(head)), None
+                                             tonal_profile=TonalProfile.measure(head),
+                                             high_edge=detect_high_edge(head)), None
     if settings.adaptive:
         cfg, strategy = adapt(cfg, analysis["metrics"])
     for note in (strategy or {}).get("notes", []):

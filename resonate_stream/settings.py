@@ -165,15 +165,16 @@ class Settings:
     # -- what the stages read ------------------------------------------------
     def pipeline_config(self, band_limits_hz: tuple[float, float] = (20.0, 20000.0),
                         preview_prior=None, reference_profile=None, reference_prior=None,
-                        tonal_profile=None) -> PipelineConfig:
+                        tonal_profile=None, high_edge=None) -> PipelineConfig:
         """The typed sections the in-order stages read, with what was measured on the input's
-        first seconds (band limits, ``engine.master.preview.PreviewPrior``) and, with a
+        first seconds (band limits, the high band edge and its confidence,
+        ``engine.master.preview.PreviewPrior``) and, with a
         reference recording, its profile and the input head's
         (``engine.master.reference.SpectrumProfile``)."""
         return PipelineConfig(enhance=self.enhance, restore=self.restore, mix=self.mix, master=self.master,
                               polish=self.polish, generate=self.generate, reference=self.reference,
                               band_limits_hz=tuple(band_limits_hz), preview_prior=preview_prior,
-                              tonal_profile=tonal_profile, reference_profile=reference_profile,
+                              tonal_profile=tonal_profile, reference_profile=reference_profile, high_edge=high_edge,
                               reference_prior=reference_prior)
 
 

@@ -253,6 +253,13 @@ class BandLimitDetector(Stage):
         return band_limits_from_psd(self.freqs, self.average_psd(), self.drop_db, self.low_drop_db,
                                     smear_hz=self._smear_hz, edge_slope_db_per_oct=self.edge_slope_db_per_oct)
 
+    def high_edge(self) -> "HighEdge":
+        """The high band edge seen so far and a confidence (see :func:`high_edge_from_psd`);
+        ``(nyquist, 0)`` before any frame."""
+        if self._frames == 0:
+            return HighEdge(self.sample_rate / 2.0, 0.0)
+        return high_edge_from_psd(self.freqs, self.average_psd())
+
 
 def detect_band_limits(x: np.ndarray, sample_rate: int = SAMPLE_RATE, drop_db: float = 30.0,
                        low_drop_db: float | None = None, n_fft: int = 8192,
@@ -269,3 +276,149 @@ def detect_band_limits(x: np.ndarray, sample_rate: int = SAMPLE_RATE, drop_db: f
     for i in range(0, len(mono), step):
         det.update(mono[i:i + step])
     return det.limits()
+
+
+# --------------------------------------------------------------------------
+# the high band edge with a confidence (what the high-band extension reads)
+# --------------------------------------------------------------------------
+
+#: mean deficit (dB under the in-band trend, half an octave above the edge) that
+#: gives a step confidence of 0 and of 1: a phone's 36 dB/octave low-pass makes
+#: about 18 dB, a natural roll-off seldom more than 8
+EDGE_STEP_DB = (9.0, 15.0)
+#: median deficit (dB) of what lies above the edge that gives a floor confidence
+#: of 0 and 1: a recording that already has energy there (crowd, AGC / codec
+#: by-products) within ``EDGE_FLOOR_DB[0]`` dB of the continued trend is not extended
+EDGE_FLOOR_DB = (10.0, 20.0)
+#: steps (dB) above this count as equally strong when choosing among edges
+STEP_SATURATES_DB = 18.0
+
+
+class HighEdge(tuple):
+    """``(edge_hz, confidence)`` with the measurements behind them as attributes:
+    ``step_db`` (mean deficit under the in-band trend over 1/4..3/4 octave above
+    the edge), ``floor_db`` (median deficit over 1/2..5/4 octave above the edge), ``slope_db_per_oct`` (the in-band trend below the edge)."""
+
+    def __new__(cls, edge_hz: float, confidence: float, step_db: float = 0.0, floor_db: float = 0.0,
+                slope_db_per_oct: float = 0.0):
+        obj = super().__new__(cls, (float(edge_hz), float(confidence)))
+        obj.step_db = float(step_db)
+        obj.floor_db = float(floor_db)
+        obj.slope_db_per_oct = float(slope_db_per_oct)
+        return obj
+
+    @property
+    def edge_hz(self) -> float:
+        return self[0]
+
+    @property
+    def confidence(self) -> float:
+        return self[1]
+
+    def describe(self) -> dict:
+        return {"edge_hz": self.edge_hz, "confidence": self.confidence, "step_db": self.step_db,
+                "floor_db": self.floor_db, "slope_db_per_oct": self.slope_db_per_oct}
+
+
+def _ramp(x: float, lo_hi: tuple[float, float]) -> float:
+    return float(np.clip((x - lo_hi[0]) / (lo_hi[1] - lo_hi[0]), 0.0, 1.0))
+
+
+def high_edge_from_psd(freqs: np.ndarray, psd: np.ndarray, search_hz: tuple[float, float] = (2800.0, 18000.0),
+                       full_band_hz: float = KNEE_BELOW_HZ, knee_db: float = 3.0,
+                       step_db: tuple[float, float] = EDGE_STEP_DB,
+                       floor_db: tuple[float, float] = EDGE_FLOOR_DB) -> HighEdge:
+    """The recording's high band edge and a confidence (:class:`HighEdge`).
+
+    The long-term spectrum is median-smoothed (1/12 octave, dB) and resampled on
+    a 1/96-octave grid.  For every candidate ``c`` in ``search_hz`` the in-band
+    trend is a line (dB against octaves) fitted over ``[c / 4, c / 2^0.25]`` (its
+    slope clamped to ``[-30, 0]`` dB/octave) and the *deficit* is how far the
+    level lies under that line.  A low-pass edge is where the deficit, whatever
+    the music's own slope, first reaches ``knee_db`` (a Butterworth's -3 dB
+    point) while half an octave above it the deficit is large
+    (the *step*: mean over ``[c * 2^0.25, c * 2^0.75]`` at least ``step_db[0]``).
+    Of those candidates the one with the strongest step wins (steps above
+    :data:`STEP_SATURATES_DB` count alike, the lowest within 2 dB of the
+    strongest is taken: a phone's edge under a codec's brick wall).  The
+    *floor* is the median deficit over ``[edge * 2^0.5, edge * 2^1.25]``: how
+    far under the continued trend what the recording already has there lies.  Robust to a floor of AGC / clipping
+    by-products and crowd noise (only the deficit counts, not a threshold), to
+    codec holes (averaged in the long-term spectrum) and to the music's slope
+    (-3 .. -18 dB/octave and more: the trend is measured, not assumed).
+
+    ``confidence`` is the product of two ramps: the step (``step_db``: a
+    36 dB/octave low-pass makes about 18 dB, a natural roll-off rarely more
+    than 8) and the floor (``floor_db``: a recording that already has energy
+    above the edge within ``floor_db[0]`` dB of the trend gets 0, so nothing
+    is added there).  Without an edge, at or above ``full_band_hz``, or on
+    silence the edge is Nyquist and the confidence 0.
+    """
+    freqs = np.asarray(freqs, dtype=np.float64)
+    psd = np.asarray(psd, dtype=np.float64)
+    nyq = float(freqs[-1])
+    if psd.size < 16 or not np.any(psd > 0):
+        return HighEdge(nyq, 0.0)
+    level = 10.0 * np.log10(median_smooth_fractional_octave(freqs, psd) + 1e-30)
+    sel = freqs > 0
+    lf, lv = np.log2(freqs[sel]), level[sel]
+    top_f = np.log2(min(nyq * 0.98, 20000.0))
+    c_hi = min(np.log2(search_hz[1]), top_f - 0.75)
+    c_lo = np.log2(search_hz[0])
+    if c_hi <= c_lo:
+        return HighEdge(nyq, 0.0)
+    res = 96
+    grid = np.arange(c_lo - 2.0, top_f + 1e-9, 1.0 / res)
+    y = np.interp(grid, lf, lv)
+    cand = np.nonzero((grid >= c_lo) & (grid <= c_hi))[0]
+    # least-squares lines over [c - 2, c - 0.25] for every candidate, from running sums
+    x = grid - grid[0]
+    cs = [np.concatenate([[0.0], np.cumsum(v)]) for v in (np.ones_like(x), x, y, x * x, x * y)]
+    a = cand - 2 * res
+    b = cand - res // 4 + 1
+    n, sx, sy, sxx, sxy = [(c[b] - c[a]) for c in cs]
+    mx, my = sx / n, sy / n
+    varx = sxx / n - mx * mx
+    slope = np.clip((sxy / n - mx * my) / np.maximum(varx, 1e-12), -30.0, 0.0)
+    # deficits at, and above, each candidate: line(grid[k]) - y[k]
+    line_at = lambda k: my[:, None] + slope[:, None] * (x[k] - mx[:, None])  # noqa: E731
+    offs = np.arange(0, 2 * res + 1)
+    k = np.minimum(cand[:, None] + offs[None, :], len(grid) - 1)
+    deficit = line_at(k) - y[k]
+    valid = (cand[:, None] + offs[None, :]) < len(grid)
+    knee = deficit[:, 0]
+    step_zone = (offs >= res // 4) & (offs <= 3 * res // 4)
+    step = deficit[:, step_zone].mean(axis=1)
+    floor_zone = (offs >= res // 2) & (offs <= 5 * res // 4)
+    fz = np.where(valid & floor_zone[None, :], deficit, np.nan)
+    floor = np.nanmedian(fz, axis=1)
+    ok = (knee >= knee_db) & (step >= step_db[0])
+    hits = np.nonzero(ok)[0]
+    if hits.size == 0:
+        return HighEdge(nyq, 0.0)
+    # the strongest step (saturating: a codec's 50 dB brick wall above a phone's
+    # 20 dB edge does not win), the lowest of those within 2 dB of it
+    score = np.minimum(step[hits], STEP_SATURATES_DB)
+    i = int(hits[np.nonzero(score >= score.max() - 2.0)[0][0]])
+    # sub-grid: where the deficit crossed knee_db between the previous point and this one
+    edge_log = grid[cand[i]]
+    if i > 0:
+        d0 = float(line_at(np.array([cand[i] - 1]))[i, 0] - y[cand[i] - 1])
+        d1 = float(knee[i])
+        if d1 > d0 and d0 < knee_db:
+            edge_log -= min((d1 - knee_db) / (d1 - d0), 1.0) / res
+    edge = float(2.0 ** edge_log)
+    conf = _ramp(float(step[i]), step_db) * _ramp(float(floor[i]), floor_db)
+    if edge >= full_band_hz:
+        conf = 0.0
+    return HighEdge(edge, conf, float(step[i]), float(floor[i]), float(slope[i]))
+
+
+def detect_high_edge(x: np.ndarray, sample_rate: int = SAMPLE_RATE, n_fft: int = 8192) -> HighEdge:
+    """Offline :class:`HighEdge` of ``x`` ``(channels, samples)`` or ``(samples,)``."""
+    x = np.asarray(x)
+    det = BandLimitDetector(sample_rate, 1, n_fft)
+    mono = x if x.ndim == 1 else x.mean(axis=0)
+    for i in range(0, len(mono), int(sample_rate)):
+        det.update(mono[i:i + int(sample_rate)])
+    return det.high_edge()

@@ -136,6 +136,7 @@ class HighBandExtender(StreamingSTFTStage):
         w[kmax:] = 0.0
         w[:kc] = 0.0
         self._blend = w[kc:kmax]
+        self._bin_x = np.log2(np.maximum(fr[kc:kmax], 1e-9) / self.cutoff_hz)  # octaves above the cutoff
         # running 1/6-octave envelope of the replication source (a moving mean of power)
         src_lo = max(kc - shift, 1)
         self._src = (src_lo, kc)
@@ -212,8 +213,8 @@ class HighBandExtender(StreamingSTFTStage):
         return y
 
     def _envelope(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per frame: target mean power per bin of each levelling band ``(F, nb)``
-        and the slope ``(F,)`` (dB/oct), from ``p`` ``(F, bins)`` (power summed over channels)."""
+        """Per frame: the fitted line's level at the cutoff ``(F,)`` (dB, power per bin
+        summed over channels) and its slope ``(F,)`` (dB/oct), from ``p`` ``(F, bins)``."""
         bp = np.add.reduceat(p[:, :self._kc], self._fit_starts, axis=1)[:, :len(self._fit_sizes)] / self._fit_sizes
         bp = self._smooth(bp, "_zi_fit")
         lv = 10.0 * np.log10(bp + 1e-30)
@@ -229,25 +230,28 @@ class HighBandExtender(StreamingSTFTStage):
         slope = np.clip(slope, -self.max_fall_db_per_oct, 0.0)
         at_cut = my - slope * mx  # the fitted line's level at the cutoff (dB)
         at_cut = np.where(n >= 1, at_cut, -300.0)
-        target_db = at_cut[:, None] + (slope[:, None] - self.rolloff_db_per_oct) * np.maximum(self._lev_x, 0.0)[None]
-        return 10.0 ** (target_db / 10.0), slope
+        return at_cut, slope
 
     def _fine_structure(self, S: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
-        """The replication source ``S`` ``(F, C, nsrc)`` with tonal peaks whitened and
-        holes filled with noise at its 1/6-octave running envelope."""
+        """The replication source ``S`` ``(F, C, nsrc)`` flattened: each bin's magnitude
+        relative to its channel's 1/6-octave running envelope raised to ``whiten``
+        (tonal peaks whitened), times that channel's share of the envelope summed
+        over channels (so the source's own slope is removed and the channel balance
+        kept); holes (bins 20 dB under the envelope) filled with noise at that share."""
         pw = S.real ** 2 + S.imag ** 2
         cs = np.concatenate([np.zeros(pw.shape[:-1] + (1,)), np.cumsum(pw, axis=-1)], axis=-1)
         env = (cs[..., self._env_hi] - cs[..., self._env_lo]) * self._env_inv
         env = np.maximum(env, 1e-30)
+        share = np.sqrt(env / env.sum(axis=1, keepdims=True))
         rel = pw / env
         hole = rel < 0.01
-        # |S| -> sqrt(env) * rel ** (whiten / 2): a real factor on S
-        factor = np.sqrt(env / np.maximum(pw, 1e-300)) * rel ** (0.5 * self.whiten)
+        # |S| -> share * rel ** (whiten / 2): a real factor on S
+        factor = share * rel ** (0.5 * self.whiten) / np.sqrt(np.maximum(pw, 1e-300))
         G = S * np.where(hole, 0.0, factor)
         if hole.any():
             # deterministic noise phases from the frame position: chunk-size invariant
             t = (frame_ends // self.hop) % self._phasors.shape[0]
-            G += np.where(hole, np.sqrt(env), 0.0) * self._phasors[t][:, :S.shape[1]]
+            G += np.where(hole, share, 0.0) * self._phasors[t][:, :S.shape[1]]
         return G
 
     def _replicate_index(self) -> np.ndarray:
@@ -267,19 +271,23 @@ class HighBandExtender(StreamingSTFTStage):
         kc, kmax = self._kc, self._kmax
         Xs = X[:, :, :kmax]
         p = (Xs.real ** 2 + Xs.imag ** 2).sum(axis=1)  # (F, kmax) power summed over channels
-        target, slope = self._envelope(p)  # (F, nb) mean power per bin
+        at_cut, slope = self._envelope(p)  # (F,) dB at the cutoff, dB/oct
         lo = self._src[0]
-        fine = self._fine_structure(X[:, :, lo:kc], frame_ends)  # (F, C, nsrc)
+        fine = self._fine_structure(X[:, :, lo:kc], frame_ends)  # (F, C, nsrc), unit envelope
         idx = self._rep_idx
         G = fine[:, :, idx]  # (F, C, kmax - kc)
         pf = (fine.real ** 2 + fine.imag ** 2).sum(axis=1)[:, idx]  # (F, kmax - kc)
         starts = self._lev_starts - kc
-        pg = np.add.reduceat(pf, starts, axis=1) / self._lev_sizes
-        gain = np.where(pg > 1e-30, np.sqrt(target / np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
+        pg = np.add.reduceat(pf, starts, axis=1) / self._lev_sizes  # (F, nb) mean per bin
+        # the target per bin continues the fitted line (minus the extra roll-off)
+        tdb = at_cut[:, None] + (slope - self.rolloff_db_per_oct)[:, None] * self._bin_x[None, :]
+        shape = np.power(10.0, tdb / 20.0)  # (F, kmax - kc) amplitude
+        norm = np.where(pg > 1e-30, 1.0 / np.sqrt(np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
+        gain = norm
         if self.harmonic_ratio > 0.0:
             E = spectra[:, c:, kc:kmax]
             pe = np.add.reduceat((E.real ** 2 + E.imag ** 2).sum(axis=1), starts, axis=1) / self._lev_sizes
-            ge = np.where(pe > 1e-30, np.sqrt(target / np.maximum(pe, 1e-30)), 0.0) * amt
+            ge = np.where(pe > 1e-30, 1.0 / np.sqrt(np.maximum(pe, 1e-30)), 0.0) * amt
             G = (np.sqrt(1.0 - self.harmonic_ratio) * G * np.repeat(gain, self._lev_sizes, axis=1)[:, None, :]
                  + np.sqrt(self.harmonic_ratio) * E * np.repeat(ge, self._lev_sizes, axis=1)[:, None, :])
             pf = (G.real ** 2 + G.imag ** 2).sum(axis=1)
@@ -287,12 +295,12 @@ class HighBandExtender(StreamingSTFTStage):
         bw = self._blend ** 2
         if self.fill_only:
             ex = np.add.reduceat(p[:, kc:kmax], starts, axis=1)
-            gen = gain ** 2 * np.add.reduceat(pf * bw, starts, axis=1)
+            gen = gain ** 2 * np.add.reduceat(pf * bw * shape ** 2, starts, axis=1)
             sm = self._smooth(np.stack([ex, gen], axis=1), "_zi_exist")
             se, sg = sm[:, 0], sm[:, 1]
             fill = np.sqrt(np.clip(1.0 - se / np.maximum(sg, 1e-30), 0.0, 1.0))
             gain = gain * np.where(sg <= 1e-30, 1.0, fill)
-        g = np.repeat(gain, self._lev_sizes, axis=1) * self._blend  # (F, kmax - kc)
+        g = np.repeat(gain, self._lev_sizes, axis=1) * shape * self._blend  # (F, kmax - kc)
         np.multiply(G, g[:, None, :], out=out[:, :, kc:kmax])
         self._existing_sum += float(p[:, kc:kmax].sum())
         self._added_sum += float((g ** 2 * pf).sum())
