@@ -247,6 +247,7 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", default="8", help="length(s) of the synthetic recording, a comma list (5,30,120)")
     ap.add_argument("--checkpoint", type=float, default=1.0, help="minutes of audio between memory readings")
     ap.add_argument("--paths", default="local,ray", help="comma list of local, ray, process, serve")
+    ap.add_argument("--inputs", type=Path, help="keep the synthetic inputs in this folder and reuse them")
     ap.add_argument("--json", type=Path, help="append one JSON line per (path, length) result here")
     ap.add_argument("--child", choices=["local", "ray"], help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
@@ -265,8 +266,14 @@ def main(argv=None) -> None:
 def run_length(minutes: float, kinds: list[str], args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
         src = Path(tmp) / "concert.wav"
+        if args.inputs:
+            args.inputs.mkdir(parents=True, exist_ok=True)
+            src = args.inputs / f"concert-{minutes:g}min.wav"
         t = time.perf_counter()
-        write_synthetic_concert(src, minutes * 60)
+        if not src.exists():
+            part = src.with_suffix(".part.wav")
+            write_synthetic_concert(part, minutes * 60)
+            part.rename(src)
         print(f"input: {minutes:g} min synthetic concert, {src.stat().st_size / 2**20:.0f} MiB WAV "
               f"(written in {time.perf_counter() - t:.1f} s); DSP separator, balanced preset", flush=True)
         for kind in kinds:

@@ -16,10 +16,35 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from benchmarks.cli_runs import ROOT, TreeMemory, bench_env, resonate, start_serve, stop_serve
+
+
+def _follow(proc: subprocess.Popen, stream, mem: TreeMemory, kind: str, t0: float, lines: list[str]) -> None:
+    """Print one line per progress line of the command: audio done, wall, tree RSS now and peak so far
+    (so a run stopped early still shows how memory grew with the audio processed)."""
+    for line in stream:
+        lines.append(line)
+        m = re.match(r"progress: (\S+) .*?\(?([0-9.]+)(?:/[0-9.]+)? s\)?", line)
+        if m:
+            mem.sample()
+            print(f"  {kind} {m.group(1):>8} {float(m.group(2)) / 60:6.1f} min  wall {time.perf_counter() - t0:7.1f} s  "
+                  f"tree RSS now {mem.rss:6.0f} MiB, peak so far {mem.peak_rss:6.0f} MiB", flush=True)
+
+
+def _run_followed(cmd, env, roots_before: list[int], kind: str):
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    with TreeMemory(roots_before + [proc.pid]) as mem:
+        reader = threading.Thread(target=_follow, args=(proc, proc.stdout, mem, kind, t0, lines), daemon=True)
+        reader.start()
+        proc.wait()
+        reader.join()
+    return proc.returncode, "".join(lines), time.perf_counter() - t0, mem
 
 
 def run_cli_path(kind: str, src: Path, tmp: Path, minutes: float) -> dict:
@@ -29,13 +54,9 @@ def run_cli_path(kind: str, src: Path, tmp: Path, minutes: float) -> dict:
     out = tmp / f"{kind}.restored.wav"
     row = {"path": kind, "minutes": minutes}
     if kind == "process":
-        cmd = resonate("process", str(src), "-o", str(out), "--separator", "dsp", "--no-cache", "-q", "-y")
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        with TreeMemory([proc.pid]) as mem:
-            _, err = proc.communicate()
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
+        cmd = resonate("process", str(src), "-o", str(out), "--separator", "dsp", "--no-cache", "-y")
+        rc, err, wall, mem = _run_followed(cmd, env, [], kind)
+        if rc != 0:
             raise RuntimeError(f"resonate process failed:\n{err[-3000:]}")
     else:
         server, port, ready_s = start_serve(env)
@@ -46,14 +67,9 @@ def run_cli_path(kind: str, src: Path, tmp: Path, minutes: float) -> dict:
             # no --separator: the server's warm default pool (separator auto, which is the DSP
             # separator here: the model repo is an empty folder) holds every CPU of the local Ray;
             # a job asking for --separator dsp would need a second pool and find no room
-            cmd = resonate("stream", str(src), "-o", str(out), "--server", f"127.0.0.1:{port}", "-q")
-            t0 = time.perf_counter()
-            client = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True)
-            with TreeMemory([server.pid, client.pid]) as mem:
-                text, _ = client.communicate()
-            wall = time.perf_counter() - t0
-            if client.returncode != 0:
+            cmd = resonate("stream", str(src), "-o", str(out), "--server", f"127.0.0.1:{port}")
+            rc, text, wall, mem = _run_followed(cmd, env, [server.pid], kind)
+            if rc != 0:
                 raise RuntimeError(f"resonate stream failed:\n{text[-3000:]}")
             m = re.search(r"first audio after ([0-9.]+) s", text)
             row["first_audio_s"] = float(m.group(1)) if m else None
