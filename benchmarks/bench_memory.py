@@ -244,23 +244,47 @@ def run_child(path_kind: str, input_path: Path, checkpoint_s: float) -> list[dic
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--minutes", type=float, default=8.0, help="length of the synthetic recording")
+    ap.add_argument("--minutes", default="8", help="length(s) of the synthetic recording, a comma list (5,30,120)")
     ap.add_argument("--checkpoint", type=float, default=1.0, help="minutes of audio between memory readings")
-    ap.add_argument("--paths", default="local,ray", help="comma list of local, ray")
+    ap.add_argument("--paths", default="local,ray", help="comma list of local, ray, process, serve")
+    ap.add_argument("--inputs", type=Path, help="keep the synthetic inputs in this folder and reuse them")
+    ap.add_argument("--json", type=Path, help="append one JSON line per (path, length) result here")
     ap.add_argument("--child", choices=["local", "ray"], help=argparse.SUPPRESS)
     ap.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args.child, args.input, args.checkpoint * 60)
         return
+    kinds = [p.strip() for p in args.paths.split(",") if p.strip()]
+    lengths = [float(m) for m in str(args.minutes).split(",") if m.strip()]
+    for minutes in lengths:
+        run_length(minutes, kinds, args)
+    if len(lengths) > 1:
+        print_ratios(args.json)
 
+
+def run_length(minutes: float, kinds: list[str], args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
         src = Path(tmp) / "concert.wav"
+        if args.inputs:
+            args.inputs.mkdir(parents=True, exist_ok=True)
+            src = args.inputs / f"concert-{minutes:g}min.wav"
         t = time.perf_counter()
-        write_synthetic_concert(src, args.minutes * 60)
-        print(f"input: {args.minutes:g} min synthetic concert, {src.stat().st_size / 2**20:.0f} MiB WAV "
-              f"(written in {time.perf_counter() - t:.1f} s); DSP separator, balanced preset")
-        for kind in [p.strip() for p in args.paths.split(",") if p.strip()]:
+        if not src.exists():
+            part = src.with_suffix(".part.wav")
+            write_synthetic_concert(part, minutes * 60)
+            part.rename(src)
+        print(f"input: {minutes:g} min synthetic concert, {src.stat().st_size / 2**20:.0f} MiB WAV "
+              f"(written in {time.perf_counter() - t:.1f} s); DSP separator, balanced preset", flush=True)
+        for kind in kinds:
+            if kind in ("process", "serve"):
+                from benchmarks.cli_memory import run_cli_path
+
+                row = run_cli_path(kind, src, Path(tmp), minutes)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                continue
             rows = run_child(kind, src, args.checkpoint * 60)
             marks = [r for r in rows if not r.get("final")]
             final = rows[-1]
@@ -274,6 +298,20 @@ def main(argv=None) -> None:
                       f"{last['audio_s'] / 60:.1f} min: {last['peak_mib']} MiB; growth "
                       f"{last['peak_mib'] - first['peak_mib']:+.1f} MiB for "
                       f"{(last['audio_s'] - first['audio_s']) / 60:.1f} more minutes")
+
+
+def print_ratios(json_path: Path | None) -> None:
+    """Peak of the longest input over the peak of the shortest, per CLI path (from ``--json``)."""
+    if json_path is None or not json_path.exists():
+        return
+    rows = [json.loads(line) for line in json_path.read_text().splitlines() if line.strip()]
+    for kind in sorted({r["path"] for r in rows}):
+        mine = sorted((r for r in rows if r["path"] == kind), key=lambda r: r["minutes"])
+        if len(mine) >= 2:
+            lo, hi = mine[0], mine[-1]
+            print(f"{kind}: peak tree RSS {hi['minutes']:g} min / {lo['minutes']:g} min = "
+                  f"{hi['peak_rss_mib']:.0f} / {lo['peak_rss_mib']:.0f} MiB = "
+                  f"{hi['peak_rss_mib'] / lo['peak_rss_mib']:.2f}x (goal <= 1.2)")
 
 
 if __name__ == "__main__":
