@@ -112,6 +112,57 @@ def _tp_push(x, taps, buf, pos, out):  # pragma: no cover - numba
     return 0
 
 
+@njit(cache=True)
+def _tp_peak_skipping(x, taps, buf, pos, peak, gain_bound, sub):  # pragma: no cover - numba
+    """The largest oversampled value of ``x`` (C, n) and ``peak``; runs of ``sub`` samples whose
+    largest |sample| (and that of the filter history before them) times ``gain_bound`` cannot
+    exceed the peak so far are only stored, not filtered (the same result, exactly)."""
+    K = taps.shape[1]
+    n = x.shape[1]
+    hist = 0.0
+    for c in range(x.shape[0]):
+        for k in range(2 * K):
+            a = abs(buf[c, k])
+            if a > hist:
+                hist = a
+    start = 0
+    while start < n:
+        stop = min(start + sub, n)
+        m = hist
+        for c in range(x.shape[0]):
+            for i in range(start, stop):
+                a = abs(np.float64(x[c, i]))
+                if a > m:
+                    m = a
+        if m * gain_bound <= peak:
+            p = pos[0]
+            for i in range(start, stop):
+                p += 1
+                if p >= K:
+                    p = 0
+                for c in range(x.shape[0]):
+                    v = np.float64(x[c, i])
+                    buf[c, p] = v
+                    buf[c, p + K] = v
+            pos[0] = p
+        else:
+            for i in range(start, stop):
+                v = push_oversampled_peak(x, i, taps, buf, pos)
+                if v > peak:
+                    peak = v
+        # the history the next run's filter reaches back into: this run's last K samples
+        hist = 0.0
+        for c in range(x.shape[0]):
+            for i in range(max(start, stop - K), stop):
+                a = abs(np.float64(x[c, i]))
+                if a > hist:
+                    hist = a
+        if stop - start < K:
+            hist = max(hist, m)
+        start = stop
+    return peak
+
+
 class TruePeakMeter:
     """Streaming true-peak meter (4x polyphase oversampling), ``.max_dbtp``.
 
@@ -126,6 +177,8 @@ class TruePeakMeter:
         self.channels = int(channels)
         self.oversample = int(oversample)
         self._taps = polyphase_taps(self.oversample)
+        #: no oversampled point exceeds the largest |sample| in the filter's span times this
+        self._gain_bound = float(np.max(np.sum(np.abs(self._taps), axis=1)))
         self.reset()
 
     def reset(self) -> None:
@@ -139,10 +192,9 @@ class TruePeakMeter:
         x = np.ascontiguousarray(block, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] != self.channels:
             raise ValueError(f"expected a ({self.channels}, n) block, got shape {x.shape}")
-        out = np.empty(x.shape[1], dtype=np.float64)
-        if x.shape[1]:
-            _tp_push(x, self._taps, self._buf, self._pos, out)
-            self._max = max(self._max, float(out.max()))
+        if not x.shape[1]:
+            return
+        self._max = float(_tp_peak_skipping(x, self._taps, self._buf, self._pos, self._max, self._gain_bound, 512))
 
     @property
     def max_linear(self) -> float:
