@@ -222,7 +222,7 @@ def run_case(case: Case, opts: dict, workdir: str, fitted: dict | None = None) -
         rep = done.report
         row.update(master=master_meters(out), master_report=rep.get("master"),
                    band_limits_hz=rep.get("band_limits_hz"), mix_gains_db=rep.get("mix_gains_db"),
-                   stages=rep.get("stages"))
+                   stages=rep.get("stages"), governor=rep.get("governor"))
     wall = time.perf_counter() - t0
     row.update(input=score(clean, degraded, SR, max_hz=max_hz), output=score(clean, restored, SR, max_hz=max_hz),
                wall_s=wall, realtime_factor=clean.shape[1] / SR / wall)

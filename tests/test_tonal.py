@@ -102,12 +102,14 @@ def test_a_correction_within_the_models_error_is_not_made():
     sure = TonalModel(tuple(want), tuple([1.0] * nb), tuple([1.0] * nb), trained_on=10, sigma=tuple([0.5] * nb))
     unsure = TonalModel(tuple(want), tuple([1.0] * nb), tuple([1.0] * nb), trained_on=10,
                         sigma=tuple(np.where(C > 6000, 5.0, 0.5)))
-    gs = correction_db(_profile(-3.0 * OCT), sure, 20000.0, max_db=12.0)
-    gu = correction_db(_profile(-3.0 * OCT), unsure, 20000.0, max_db=12.0)
+    gs = correction_db(_profile(-3.0 * OCT), sure, 20000.0, max_db=12.0, doubt=1.0)
+    gu = correction_db(_profile(-3.0 * OCT), unsure, 20000.0, max_db=12.0, doubt=1.0)
     band = (C > 3000) & (C <= 6000)
     assert np.allclose(gs[C > 3000], 3.5, atol=0.3)  # shrunk by sigma, still made
     assert np.allclose(gu[band], gs[band])
     assert np.all(gu[C > 6000] == 0.0)  # 4 dB asked, 5 dB of doubt: nothing
+    g0 = correction_db(_profile(-3.0 * OCT), unsure, 20000.0, max_db=12.0, doubt=0.0)
+    assert np.allclose(g0[C > 3000], 4.0, atol=0.3)  # no doubt: the whole correction
 
 
 def test_fit_records_the_models_error_and_it_round_trips(tmp_path):
