@@ -278,7 +278,9 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
                 seq += 1
                 offset += n
 
-    spectrum_in = SpectrumAccumulator(SAMPLE_RATE) if settings.restore.governor else None
+    # the governor judges a restoration against its input; generated audio is not one
+    governed = settings.restore.governor and getattr(pipeline, "mode", "restore") == "restore"
+    spectrum_in = SpectrumAccumulator(SAMPLE_RATE) if governed else None
     try:
         for i, block in enumerate(blocks):
             if cancel is not None and cancel.is_set():
