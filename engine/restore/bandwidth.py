@@ -67,6 +67,7 @@ class HighBandExtender(StreamingSTFTStage):
 
     name = "high_band_extender"
     add_to_dry = True
+    fft_dtype = np.float32  # single-precision STFT (engine.dsp.stft): the added band is far above float32 noise
 
     def __init__(self, cutoff_hz: float = 8000.0, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,
                  channels: int = CHANNELS, harmonic_ratio: float = 0.0, rolloff_db_per_oct: float = 6.0,
