@@ -33,7 +33,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -41,6 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.cli_runs import PeriodicSampler  # noqa: E402
 
 SR = 44100
 
@@ -134,17 +135,16 @@ def _role(pid: int) -> str:
     return Path(first).name or "?"
 
 
-class MemorySampler:
+class MemorySampler(PeriodicSampler):
     """Samples memory (MiB) every ``period_s`` in a thread: this process's RSS, or the
     PSS sum over this process and all its descendants (``tree=True``)."""
 
     def __init__(self, tree: bool, period_s: float = 0.25):
-        self.tree, self.period_s = tree, period_s
+        super().__init__(period_s)
+        self.tree = tree
         self.peak = self.current = 0.0
         self.processes = 1
         self.parts: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> float:
         me = os.getpid()
@@ -162,19 +162,6 @@ class MemorySampler:
         self.current = kb / 1024
         self.peak = max(self.peak, self.current)
         return self.current
-
-    def _run(self):
-        while not self._stop.wait(self.period_s):
-            self.sample()
-
-    def __enter__(self):
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 # ----------------------------------------------------------------------------- child: one job

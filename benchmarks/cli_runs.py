@@ -78,25 +78,17 @@ def _kb(path: str, key: str) -> int:
     return 0
 
 
-class TreeMemory:
-    """Peak and current RSS sum / PSS sum (MiB) over the trees below ``roots`` (mutable list)."""
+class PeriodicSampler:
+    """Calls :meth:`sample` every ``period_s`` in a daemon thread while used as a context manager
+    (once on entry too)."""
 
-    def __init__(self, roots: list[int], period_s: float = 0.25, pss: bool = True):
-        self.roots, self.period_s, self.pss = roots, period_s, pss
-        self.rss = self.peak_rss = self.peak_pss = 0.0
-        self.peak_processes = 0
+    def __init__(self, period_s: float = 0.25):
+        self.period_s = period_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> float:
-        pids = tree(self.roots)
-        rss = sum(_kb(f"/proc/{p}/status", "VmRSS:") for p in pids) / 1024
-        self.rss = rss
-        self.peak_rss = max(self.peak_rss, rss)
-        self.peak_processes = max(self.peak_processes, len(pids))
-        if self.pss:
-            self.peak_pss = max(self.peak_pss, sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) / 1024)
-        return rss
+    def sample(self):
+        raise NotImplementedError
 
     def _run(self):
         while not self._stop.wait(self.period_s):
@@ -110,6 +102,26 @@ class TreeMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+class TreeMemory(PeriodicSampler):
+    """Peak and current RSS sum / PSS sum (MiB) over the trees below ``roots`` (mutable list)."""
+
+    def __init__(self, roots: list[int], period_s: float = 0.25, pss: bool = True):
+        super().__init__(period_s)
+        self.roots, self.pss = roots, pss
+        self.rss = self.peak_rss = self.peak_pss = 0.0
+        self.peak_processes = 0
+
+    def sample(self) -> float:
+        pids = tree(self.roots)
+        rss = sum(_kb(f"/proc/{p}/status", "VmRSS:") for p in pids) / 1024
+        self.rss = rss
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_processes = max(self.peak_processes, len(pids))
+        if self.pss:
+            self.peak_pss = max(self.peak_pss, sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) / 1024)
+        return rss
 
 
 # ----------------------------------------------------------------------------- resonate serve
