@@ -96,14 +96,17 @@ def _input_from(f: Fields, m: Any) -> InputSpec:
     sr = sf.int("sample_rate", required=pcm, lo=MIN_SAMPLE_RATE, hi=MAX_SAMPLE_RATE, nullable=not pcm)
     ch = sf.int("channels", required=pcm, lo=1, hi=MAX_CHANNELS, nullable=not pcm)
     filename = sf.str("filename", required=False, max_len=255, nullable=True)
-    size = sf.int("size", required=False, nullable=True)
-    if size is not None and size > f.limits.max_upload_bytes:
-        raise sf.fail(
-            "size",
-            f"{size} bytes is more than this server accepts ({f.limits.max_upload_bytes} bytes)",
-            ErrorCode.UPLOAD_TOO_LARGE,
-        )
+    size = _declared_size(sf, f.limits.max_upload_bytes, "")
     return UploadInput(format=fmt, sample_rate=sr, channels=ch, filename=filename, size=size)
+
+
+def _declared_size(sf: Fields, limit: int, what: str) -> Optional[int]:
+    """The optional ``size`` field of an upload; over ``limit`` bytes is ``upload_too_large``."""
+    size = sf.int("size", required=False, nullable=True)
+    if size is not None and size > limit:
+        raise sf.fail("size", f"{what}{size} bytes is more than this server accepts ({limit} bytes)",
+                      ErrorCode.UPLOAD_TOO_LARGE)
+    return size
 
 
 def _reference_from(f: Fields, m: Any) -> Optional[InputSpec]:
@@ -119,13 +122,7 @@ def _reference_from(f: Fields, m: Any) -> Optional[InputSpec]:
         return PathInput(path=sf.str("path", max_len=4096))
     fmt = sf.str("format", required=False, default="encoded", choices=("encoded",))
     filename = sf.str("filename", required=False, max_len=255, nullable=True)
-    size = sf.int("size", required=False, nullable=True)
-    if size is not None and size > f.limits.max_reference_bytes:
-        raise sf.fail(
-            "size",
-            f"a reference of {size} bytes is more than this server accepts ({f.limits.max_reference_bytes} bytes)",
-            ErrorCode.UPLOAD_TOO_LARGE,
-        )
+    size = _declared_size(sf, f.limits.max_reference_bytes, "a reference of ")
     return UploadInput(format=fmt, filename=filename, size=size)
 
 

@@ -55,10 +55,8 @@ class SpectrumAccumulator:
         self.sample_rate, self.fft, self.stride = int(sample_rate), int(fft), int(stride)
         self._win = np.hanning(self.fft)
         self._bands = _band_matrix(np.fft.rfftfreq(self.fft, 1.0 / self.sample_rate))
-        nb = len(BAND_CENTRES_HZ)
         self._edges = np.arange(HIST_LO_DB, HIST_HI_DB + HIST_STEP_DB, HIST_STEP_DB)
         self.reset()
-        self._nb = nb
 
     def reset(self) -> None:
         nb = len(BAND_CENTRES_HZ)
@@ -92,7 +90,7 @@ class SpectrumAccumulator:
                 self._frames += bands.shape[0]
                 db = 10.0 * np.log10(bands + 1e-30)
                 pos = np.searchsorted(self._edges, db, side="right")  # (frames, bands)
-                for k in range(self._nb):
+                for k in range(bands.shape[1]):
                     self._hist[k] += np.bincount(pos[:, k], minlength=self._hist.shape[1])
         keep_from = min(max(0, self._next - self._buf_start), self._buf.size)  # nothing before the next frame
         self._buf = self._buf[keep_from:]
