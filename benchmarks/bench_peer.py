@@ -20,8 +20,12 @@ given per pair and for the medians.  Then ``resonate serve`` (local Ray, the
 same model repo) is started and ``resonate stream IN -o OUT`` timed: its time
 to first audio against the CLI's whole run.
 
+With ``--compare-inline`` a third command A0 (A with ``--lane-threads 0``:
+every in-order lane on the main thread after each window) joins every round;
+the order rotates per round.
+
 Run:  python benchmarks/bench_peer.py [--seconds 60] [--pairs 2] [--threads 2] [--no-stream]
-      [--profile FILE]   (also one cProfile run of resonate process, top functions printed)
+      [--compare-inline] [--profile FILE]   (also one cProfile run of resonate process, top functions printed)
 """
 from __future__ import annotations
 
@@ -72,6 +76,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-stream", action="store_true", help="skip the resonate serve + stream run")
     ap.add_argument("--profile", type=Path, help="also run resonate process once under cProfile into FILE")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--compare-inline", action="store_true",
+                    help="also time resonate process with --lane-threads 0 (A0) in every round")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp_s:
@@ -88,21 +94,31 @@ def main(argv=None) -> None:
               f"{args.threads} torch threads", flush=True)
         print("A: " + " ".join(ours[1:]).replace(tmp_s, "$TMP"))
         print("B: " + " ".join(theirs[1:]).replace(tmp_s, "$TMP"), flush=True)
-        a_walls, b_walls = [], []
+        variants = {"A": ours, "B": theirs}
+        if args.compare_inline:  # the same resonate command with every in-order lane on the main thread
+            variants["A0"] = ours + ["--lane-threads", "0"]
+            print("A0: A with --lane-threads 0 (lanes inline)", flush=True)
+        walls: dict[str, list[float]] = {k: [] for k in variants}
+        names = list(variants)
         for i in range(args.pairs):
-            first, second = (("A", ours), ("B", theirs)) if i % 2 == 0 else (("B", theirs), ("A", ours))
+            order = names[i % len(names):] + names[:i % len(names)]  # rotate who runs first
             got = {}
-            for name, cmd in (first, second):
-                got[name], _ = timed(cmd, env)
-            a_walls.append(got["A"])
-            b_walls.append(got["B"])
-            print(f"pair {i + 1} ({first[0]} first): resonate process {got['A']:.1f} s, demucs CLI "
-                  f"{got['B']:.1f} s, ratio {got['A'] / got['B']:.3f}", flush=True)
+            for name in order:
+                got[name], _ = timed(variants[name], env)
+                walls[name].append(got[name])
+            line = ", ".join(f"{k} {got[k]:.1f} s" for k in order)
+            ratios = ", ".join(f"{k}/B {got[k] / got['B']:.3f}" for k in names if k != "B")
+            print(f"pair {i + 1} ({order[0]} first): {line}; {ratios}", flush=True)
+        a_walls, b_walls = walls["A"], walls["B"]
         a_med, b_med = statistics.median(a_walls), statistics.median(b_walls)
         figures = {"seconds": args.seconds, "threads": args.threads, "resonate_process_s": a_walls,
                    "demucs_cli_s": b_walls, "ratio_of_medians": round(a_med / b_med, 3)}
         print(f"median: resonate process {a_med:.1f} s ({args.seconds / a_med:.2f}x real time), demucs CLI "
               f"{b_med:.1f} s ({args.seconds / b_med:.2f}x); ratio {a_med / b_med:.3f} (goal <= 1.05)", flush=True)
+        if "A0" in walls:
+            a0 = statistics.median(walls["A0"])
+            figures.update(resonate_process_inline_lanes_s=walls["A0"], inline_ratio_of_medians=round(a0 / b_med, 3))
+            print(f"median with lanes inline: {a0:.1f} s; ratio {a0 / b_med:.3f}", flush=True)
 
         if args.profile:
             prof = ours[:1] + ["-m", "cProfile", "-o", str(args.profile)] + ours[1:]

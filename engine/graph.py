@@ -69,6 +69,7 @@ from .blocks import StemFifo, StemReblocker
 from .pipeline import InputRestorer, MixMaster, StemProcessor, common_stem_latency, input_restoration_on
 from .separation.quality import SeparationQualityMeter
 from .separation.streaming import StreamingSeparation
+from .thread_lanes import ThreadLanes
 
 #: in-order stages see blocks of exactly this many samples (1 s)
 PIPELINE_BLOCK = SAMPLE_RATE
@@ -496,10 +497,31 @@ class GraphPipeline:
 
 
 class LocalPipeline(GraphPipeline):
-    """The job graph with every lane in this process (``resonate process``, tests)."""
+    """The job graph with every lane in this process (``resonate process``, tests).
 
-    def __init__(self, separator, cfg, stems=STEM_NAMES, notes=()):
+    ``lane_threads``: 0 runs every in-order lane inline on the caller's thread;
+    ``n > 0`` runs them on ``n`` worker threads (:mod:`engine.thread_lanes`), so
+    they overlap with each other and with the separator; the output is the same.
+    """
+
+    def __init__(self, separator, cfg, stems=STEM_NAMES, notes=(), lane_threads: int = 0):
         graph = JobGraph(cfg, stems)
-        super().__init__(graph, StreamingSeparation(separator), LocalLane,
-                         separator.description, notes=notes, polish=graph.local_polish(),
-                         generation=graph.local_generation())
+        self.threads = ThreadLanes(lane_threads) if lane_threads else None
+        try:
+            super().__init__(graph, StreamingSeparation(separator),
+                             self.threads.place if self.threads else LocalLane,
+                             separator.description, notes=notes, polish=graph.local_polish(),
+                             generation=graph.local_generation())
+        except BaseException:
+            if self.threads is not None:
+                self.threads.shutdown()
+            raise
+
+    @property
+    def lane_threads(self) -> int:
+        return self.threads.workers if self.threads else 0
+
+    def close(self) -> None:
+        super().close()
+        if self.threads is not None:
+            self.threads.shutdown()

@@ -22,6 +22,19 @@ EXIT_ERROR = 2
 
 # ---------------------------------------------------------------------------
 # shared option groups
+def _lane_threads(value: str):
+    """``--lane-threads``: ``auto`` or an integer >= 0 (argparse reports anything else)."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {value!r}")
+    return n
+
+
 def _add_processing_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("processing")
     from .presets import DEFAULT_PRESET, preset_names  # reads file names only: no engine import
@@ -329,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not read or store separated stems in the cache (default: use the cache)")
     pr.add_argument("--cache-dir", metavar="DIR",
                     help="stem cache folder (default: $RESONATE_CACHE_DIR or ~/.cache/resonate)")
+    pr.add_argument("--lane-threads", default="auto", type=_lane_threads, metavar="N|auto",
+                    help="worker threads for the stem, mix and master lanes, beside the separator; 0 runs "
+                         "them inline; the output is the same either way (default: auto, one per core up to 6, less "
+                         "the cores Demucs' torch threads take on the CPU)")
     _add_processing_options(pr)
     pr.set_defaults(func=cmd_process)
 

@@ -192,6 +192,6 @@ def _run(plan: PlannedFile, args: argparse.Namespace, settings, label: str | Non
             plan.input, plan.master, settings, stems_dir=plan.stems_dir, report_path=plan.report,
             plots_dir=plan.plots_dir, emit=printer,
             cache_dir=Path(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache,
-            reference=_reference_path(args))
+            reference=_reference_path(args), lane_threads=getattr(args, "lane_threads", "auto"))
     finally:
         printer.close()

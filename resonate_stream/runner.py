@@ -9,6 +9,7 @@ same way on both.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 import tempfile
@@ -28,6 +29,7 @@ from engine.master.preview import PreviewPrior
 from engine.restore.governor import SpectrumAccumulator
 from engine.restore.tonal import TonalProfile
 from engine.stage import LatencyAligned
+from engine.thread_lanes import resolve_workers
 from engine.config import PipelineConfig
 from engine.polish.factory import provenance
 from engine.provenance import Provenance, job_provenance
@@ -59,20 +61,28 @@ class OutputSpec:
 PipelineFactory = Callable[[Settings, PipelineConfig], GraphPipeline]
 
 
-def local_pipeline(settings: Settings, cfg: PipelineConfig) -> LocalPipeline:
-    """The in-process pipeline; its separator falls back to DSP under ``auto``."""
+def local_pipeline(settings: Settings, cfg: PipelineConfig, lane_threads: int | str | None = 0) -> LocalPipeline:
+    """The in-process pipeline; its separator falls back to DSP under ``auto``.
+
+    ``lane_threads``: worker threads for the in-order lanes (0: inline; ``"auto"``:
+    one per core that the separator's own thread pool leaves free, up to one per lane;
+    see :func:`engine.thread_lanes.auto_workers`); where the lanes run never changes the output.
+    """
+    resolve_workers(lane_threads)  # bad values fail before the model loads
     separator, notes = build_separator_for(settings)
-    return LocalPipeline(separator, cfg, notes=notes)
+    workers = resolve_workers(lane_threads, reserved=getattr(separator, "cpu_threads", 0))
+    return LocalPipeline(separator, cfg, notes=notes, lane_threads=workers)
 
 
 def process_file(input_path: Path, output: Path, settings: Settings, *, stems_dir: Path | None = None,
                  report_path: Path | None = None, plots_dir: Path | None = None,
                  emit: EventSink | None = None, cancel: threading.Event | None = None,
                  cache_dir: Path | None = None, use_cache: bool = True,
-                 reference: Path | None = None) -> Finished:
+                 reference: Path | None = None, lane_threads: int | str | None = "auto") -> Finished:
     """``resonate process``: restore ``input_path`` into ``output`` in this process.
 
     ``reference``: a studio recording to match the mix to (spectrum, width, loudness).
+    ``lane_threads``: see :func:`local_pipeline` (default ``"auto"``).
 
     With ``use_cache`` the separated stems are kept in the stem cache
     (``cache_dir``, default ``$RESONATE_CACHE_DIR`` or ``~/.cache/resonate``), so
@@ -83,8 +93,10 @@ def process_file(input_path: Path, output: Path, settings: Settings, *, stems_di
     outputs = OutputSpec(Path(output), stems_dir, report_path, plots_dir)
     check_outputs(outputs)
     cache = StemCache(cache_dir) if use_cache else None
+    resolve_workers(lane_threads)  # a bad value fails before any work
+    factory = functools.partial(local_pipeline, lane_threads=lane_threads)
     return run_job(FileSource(Path(input_path)), settings, outputs, emit=emit, cancel=cancel, cache=cache,
-                   reference=reference)
+                   reference=reference, pipeline_factory=factory)
 
 
 def check_outputs(outputs: OutputSpec) -> None:

@@ -21,7 +21,7 @@ from numba import njit
 from .envelope import amp_to_db, db_to_gain_kernel, follow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def static_compression_db(x_db: float, threshold_db: float, ratio: float, knee_db: float) -> float:
     """Gain change (dB, <= 0) of a soft-knee compressor curve at input level ``x_db``.
 
@@ -38,7 +38,7 @@ def static_compression_db(x_db: float, threshold_db: float, ratio: float, knee_d
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def compressor_gain(level, threshold_db, ratio, knee_db, attack, release, makeup_db, state):
     """Feed-forward compressor gain (linear) per sample.
 
@@ -68,7 +68,7 @@ def gate_initial_state() -> np.ndarray:
     return np.array([0.0, 0.0, 0.0, -200.0, 0.0], dtype=np.float64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gate_gain(level, threshold_db, relative_db, use_relative, peak_decay_db, hysteresis_db, hold_samples,
               range_db, ratio, detector, attack, release, state):
     """Noise gate / downward expander gain (linear) per sample.
@@ -132,7 +132,7 @@ def gate_gain(level, threshold_db, relative_db, use_relative, peak_decay_db, hys
 TRANSIENT_STATE_SIZE = 5  # [detector, fast-attack env, slow-attack env, fast-release env, slow-release env]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def transient_gain(level, attack_db, sustain_db, detector_release, fast_attack, slow_attack, common_release,
                    fast_release, slow_release, reference_db, state):
     """Transient-shaper gain (linear) per sample from envelope differences.
@@ -172,7 +172,7 @@ def transient_gain(level, attack_db, sustain_db, detector_release, fast_attack, 
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def deesser_gain(full_level, band_level, threshold_db, relative_db, ratio, depth_db, attack, release, state):
     """De-esser gain (linear, for the high band) per sample.
 

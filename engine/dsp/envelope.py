@@ -36,7 +36,7 @@ def linked_level(x: np.ndarray) -> np.ndarray:
     return np.max(np.abs(np.asarray(x, dtype=np.float64)), axis=0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def follow(level: float, env: float, attack: float, release: float) -> float:
     """One step of a branching one-pole follower (attack when rising)."""
     if level > env:
@@ -45,10 +45,10 @@ def follow(level: float, env: float, attack: float, release: float) -> float:
 
 
 #: :func:`engine.audio.db_to_gain` compiled for the numba kernels
-db_to_gain_kernel = njit(cache=True)(db_to_gain)
+db_to_gain_kernel = njit(cache=True, nogil=True)(db_to_gain)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def amp_to_db(x: float) -> float:
     """Linear amplitude to dB, floored at :data:`LEVEL_FLOOR` (-200 dB)."""
     if x < 1e-10:

@@ -16,7 +16,7 @@ from numba import njit
 from .envelope import follow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def chebyshev_harmonics(x, weight_2nd, weight_3rd, attack, release, state):
     """2nd/3rd harmonics of ``x`` (float64 ``(channels, samples)``), same shape.
 

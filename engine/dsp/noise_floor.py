@@ -25,7 +25,7 @@ from numba import njit
 from .envelope import db_to_gain_kernel
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def recursive_smooth(power, alpha, active, state, initialised):
     """``S = alpha * S + (1 - alpha) * P`` per bin, frame by frame.
 
@@ -50,7 +50,7 @@ def recursive_smooth(power, alpha, active, state, initialised):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def track_minimum(smoothed, rise, update, state):
     """Continuous minimum of ``smoothed`` per bin, rising by at most ``rise`` per frame.
 
@@ -78,7 +78,7 @@ def track_minimum(smoothed, rise, update, state):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def running_median(values, width):
     """Median over ``width`` (odd) neighbouring bins of every row of ``(frames, bins)``.
 
@@ -117,7 +117,7 @@ def running_median(values, width):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _smoothstep(x):
     if x <= 0.0:
         return 0.0
@@ -126,7 +126,7 @@ def _smoothstep(x):
     return x * x * (3.0 - 2.0 * x)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def spectral_gate_gains(smoothed, noise, reduction_db, threshold_lo_db, threshold_hi_db, freq_kernel,
                         release, state):
     """Soft spectral-gate gains (linear, ``(frames, bins)``).

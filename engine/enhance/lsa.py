@@ -48,7 +48,7 @@ REPORT_BAND_EDGES_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 160
 MINIMUM_BIAS_DB = 3.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _expint_e1(x):
     """Exponential integral E1(x), x > 0 (series below 1, Abramowitz-Stegun 5.1.56 above)."""
     if x < 1.0:
@@ -60,7 +60,7 @@ def _expint_e1(x):
     return math.exp(-x) / x * num / den
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _block_medians(power, width, blocks, med, buf):
     """``med[b]``: twice the median (the median of noise power sits ~1.6 dB under its mean) of bins ``[b * width, (b + 1) * width)`` of ``power`` (odd
     ``width``; the last block padded by repeating the last bin), by insertion sort."""
@@ -79,7 +79,7 @@ def _block_medians(power, width, blocks, med, buf):
         med[b] = buf[half] * 2.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state_gain2gamma, ready,
               alpha_s, rise, delta, alpha_p, alpha_d, dd_alpha, xi_min, gain_floor, bias,
               power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out):

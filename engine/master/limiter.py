@@ -57,7 +57,7 @@ from ..stage import Stage
 from .true_peak import interpolation_delay, polyphase_taps
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _oversampled_peaks(ext, taps, quiet_level, peaks):  # pragma: no cover - numba
     """``peaks[i]``: the largest absolute oversampled value, over channels and phases, of the
     interpolator's output when input sample ``i`` arrived; ``ext`` (C, K - 1 + n) float64 is the
@@ -106,7 +106,7 @@ def _oversampled_peaks(ext, taps, quiet_level, peaks):  # pragma: no cover - num
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _limit(x, out, peaks, ceiling, H, A, alpha,
            dq_idx, dq_val, dq_state, rel, box, box_state, delay, dpos, counter, gmin):  # pragma: no cover
     """One look-ahead gain stage over ``x`` (C, n) float32 into ``out``; ``peaks`` (n,) from

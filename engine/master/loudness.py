@@ -76,7 +76,7 @@ def channel_weights(channels: int) -> np.ndarray:
     return np.array(g[:channels], dtype=np.float64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _kweight_hops(x, sos, zi, weights, acc, count, hop, out):  # pragma: no cover - numba
     """K-weight ``x`` (C, n) and emit one weighted energy per completed hop.
 

@@ -66,7 +66,7 @@ def true_peak_dbtp(x: np.ndarray, oversample: int = 4) -> float:
     return gain_to_db(peak)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def push_oversampled_peak(x, i, taps, buf, pos):  # pragma: no cover - numba
     """Push sample ``x[:, i]`` into the polyphase interpolator; return the
     largest absolute oversampled value it produced (over channels and phases).
@@ -98,7 +98,7 @@ def push_oversampled_peak(x, i, taps, buf, pos):  # pragma: no cover - numba
     return peak
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tp_push(x, taps, buf, pos, out):  # pragma: no cover - numba
     """Push ``x`` (C, n) through the polyphase interpolator.
 
@@ -112,7 +112,7 @@ def _tp_push(x, taps, buf, pos, out):  # pragma: no cover - numba
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tp_peak_skipping(x, taps, buf, pos, peak, gain_bound, sub):  # pragma: no cover - numba
     """The largest oversampled value of ``x`` (C, n) and ``peak``; runs of ``sub`` samples whose
     largest |sample| (and that of the filter history before them) times ``gain_bound`` cannot

@@ -247,7 +247,7 @@ class HighBandExtender(StreamingSTFTStage):
         rel = pw / env
         hole = rel < 0.01
         # |S| -> share * rel ** (whiten / 2): a real factor on S
-        factor = share * rel ** (0.5 * self.whiten) / np.sqrt(np.maximum(pw, 1e-300))
+        factor = share * rel ** (0.5 * self.whiten) / np.sqrt(np.maximum(pw, 1e-30))  # 1e-30: float32-safe
         G = S * np.where(hole, 0.0, factor)
         if hole.any():
             # deterministic noise phases from the frame position: chunk-size invariant

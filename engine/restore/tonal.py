@@ -263,7 +263,7 @@ def _load_default_model() -> TonalModel:
 DEFAULT_MODEL = _load_default_model()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _measure_and_apply(spectra, gain, power, identity):
     """Add each bin's ``|Y|^2`` over frames and channels of ``spectra`` ``(frames, channels,
     bins)`` to ``power`` ``(bins,)``; unless ``identity``, multiply the spectra by ``gain`` in place."""

@@ -78,6 +78,8 @@ class Separator(abc.ABC):
         transition_power: overlap-add cross-fade power (1 = linear).
         description: what ran, for reports, e.g.
             ``{"separator": "demucs", "model": "htdemucs", "device": "cpu"}``.
+        cpu_threads: cores the separator keeps busy beside its caller's thread
+            (torch's CPU thread pool); ``lane_threads="auto"`` leaves them free.
     """
 
     sources: tuple[str, ...]
@@ -86,6 +88,7 @@ class Separator(abc.ABC):
     context_samples: int
     transition_power: float = 1.0
     description: dict
+    cpu_threads: int = 0
 
     @abc.abstractmethod
     def separate(self, window: SeparationWindow) -> np.ndarray:

@@ -343,6 +343,7 @@ class DemucsSeparator(Separator):
         self.model = model
         self.device = str(device)
         self.model.to(self.device)
+        self.cpu_threads = torch.get_num_threads() if self.device == "cpu" else 0
         self.model.eval()
         self.sources = tuple(model.sources)
         self.samplerate = int(model.samplerate)
