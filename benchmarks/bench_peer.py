@@ -20,12 +20,12 @@ given per pair and for the medians.  Then ``resonate serve`` (local Ray, the
 same model repo) is started and ``resonate stream IN -o OUT`` timed: its time
 to first audio against the CLI's whole run.
 
-With ``--compare-inline`` a third command A0 (A with ``--lane-threads 0``:
-every in-order lane on the main thread after each window) joins every round;
-the order rotates per round.
+With ``--compare-lanes N`` a third command AN (A with ``--lane-threads N``;
+A itself runs the default ``auto``) joins every round; the order rotates per
+round.
 
 Run:  python benchmarks/bench_peer.py [--seconds 60] [--pairs 2] [--threads 2] [--no-stream]
-      [--compare-inline] [--profile FILE]   (also one cProfile run of resonate process, top functions printed)
+      [--compare-lanes N] [--profile FILE]   (also one cProfile run of resonate process, top functions printed)
 """
 from __future__ import annotations
 
@@ -76,8 +76,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-stream", action="store_true", help="skip the resonate serve + stream run")
     ap.add_argument("--profile", type=Path, help="also run resonate process once under cProfile into FILE")
     ap.add_argument("--json", type=Path, help="write the figures here")
-    ap.add_argument("--compare-inline", action="store_true",
-                    help="also time resonate process with --lane-threads 0 (A0) in every round")
+    ap.add_argument("--compare-lanes", type=int, default=None, metavar="N",
+                    help="also time resonate process with --lane-threads N (AN) in every round")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp_s:
@@ -95,9 +95,10 @@ def main(argv=None) -> None:
         print("A: " + " ".join(ours[1:]).replace(tmp_s, "$TMP"))
         print("B: " + " ".join(theirs[1:]).replace(tmp_s, "$TMP"), flush=True)
         variants = {"A": ours, "B": theirs}
-        if args.compare_inline:  # the same resonate command with every in-order lane on the main thread
-            variants["A0"] = ours + ["--lane-threads", "0"]
-            print("A0: A with --lane-threads 0 (lanes inline)", flush=True)
+        alt = f"A{args.compare_lanes}"
+        if args.compare_lanes is not None:  # the same resonate command with other lane threads
+            variants[alt] = ours + ["--lane-threads", str(args.compare_lanes)]
+            print(f"{alt}: A with --lane-threads {args.compare_lanes}", flush=True)
         walls: dict[str, list[float]] = {k: [] for k in variants}
         names = list(variants)
         for i in range(args.pairs):
@@ -115,10 +116,11 @@ def main(argv=None) -> None:
                    "demucs_cli_s": b_walls, "ratio_of_medians": round(a_med / b_med, 3)}
         print(f"median: resonate process {a_med:.1f} s ({args.seconds / a_med:.2f}x real time), demucs CLI "
               f"{b_med:.1f} s ({args.seconds / b_med:.2f}x); ratio {a_med / b_med:.3f} (goal <= 1.05)", flush=True)
-        if "A0" in walls:
-            a0 = statistics.median(walls["A0"])
-            figures.update(resonate_process_inline_lanes_s=walls["A0"], inline_ratio_of_medians=round(a0 / b_med, 3))
-            print(f"median with lanes inline: {a0:.1f} s; ratio {a0 / b_med:.3f}", flush=True)
+        if alt in walls:
+            a2 = statistics.median(walls[alt])
+            figures.update({f"resonate_process_lane_threads_{args.compare_lanes}_s": walls[alt],
+                            f"lane_threads_{args.compare_lanes}_ratio_of_medians": round(a2 / b_med, 3)})
+            print(f"median with --lane-threads {args.compare_lanes}: {a2:.1f} s; ratio {a2 / b_med:.3f}", flush=True)
 
         if args.profile:
             prof = ours[:1] + ["-m", "cProfile", "-o", str(args.profile)] + ours[1:]
