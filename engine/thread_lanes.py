@@ -31,15 +31,19 @@ MAX_AUTO_WORKERS = 6  # 4 stem lanes, the mixer and the mix/master lane
 
 def auto_workers(cpu_count: int | None = None, reserved: int = 0) -> int:
     """Workers for ``lane_threads="auto"``: one per core not ``reserved`` (by the separator's
-    own thread pool), up to one per lane; 0 (inline) when fewer than 2 cores are left.
+    own thread pool), up to one per lane, and at least 2 on any machine with 2 cores or more;
+    0 (inline) on one core.
 
-    Measured on 2 cores (``benchmarks/bench_lanes.py``, ``bench_peer.py --compare-inline``):
-    with a separator that leaves the cores free, 2 workers run the lanes 1.5-1.6x faster than
-    inline; with Demucs' 2 torch threads on the same 2 cores, threads gained nothing.
+    Measured on 2 cores: with a separator that leaves the cores free
+    (``benchmarks/bench_lanes.py``), 2 workers run the lanes 1.5-1.6x faster than inline; with
+    Demucs' 2 torch threads on the same 2 cores (``bench_peer.py --compare-lanes 2``, 60 s, 3
+    rounds), 2 workers still took 0.92x the inline wall (median 51.5 s vs 55.7 s): the lanes
+    fill the model's idle gaps, so the floor of 2 holds even when every core is reserved.
     """
-    n = os.cpu_count() if cpu_count is None else cpu_count
-    n = int(n or 1) - max(int(reserved), 0)
-    return 0 if n < 2 else min(n, MAX_AUTO_WORKERS)
+    n = int((os.cpu_count() if cpu_count is None else cpu_count) or 1)
+    if n < 2:
+        return 0
+    return max(2, min(n - max(int(reserved), 0), MAX_AUTO_WORKERS))
 
 
 def resolve_workers(value, reserved: int = 0) -> int:

@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--lane-threads", default="auto", type=_lane_threads, metavar="N|auto",
                     help="worker threads for the stem, mix and master lanes, beside the separator; 0 runs "
                          "them inline; the output is the same either way (default: auto, one per core up to 6, less "
-                         "the cores Demucs' torch threads take on the CPU)")
+                         "the cores Demucs' torch threads take on the CPU, at least 2 where there are 2 cores)")
     _add_processing_options(pr)
     pr.set_defaults(func=cmd_process)
 

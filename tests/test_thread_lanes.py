@@ -149,8 +149,10 @@ def test_auto_and_bad_values_resolve_at_the_boundary(tmp_path, capsys):
     assert auto_workers(1) == 0  # one core: inline
     assert auto_workers(2) == 2 and auto_workers(4) == 4
     assert auto_workers(64) == MAX_AUTO_WORKERS
-    # the cores a separator's own thread pool takes (Demucs' torch threads on the CPU) stay free
-    assert auto_workers(2, reserved=2) == 0 and auto_workers(8, reserved=4) == 4 and auto_workers(3, reserved=2) == 0
+    # the cores a separator's own thread pool takes (Demucs' torch threads on the CPU) are left to
+    # it, down to a floor of 2 workers (they fill the model's idle gaps)
+    assert auto_workers(8, reserved=4) == 4 and auto_workers(16, reserved=8) == MAX_AUTO_WORKERS
+    assert auto_workers(2, reserved=2) == 2 and auto_workers(3, reserved=2) == 2 and auto_workers(1, reserved=1) == 0
     assert resolve_workers("auto") == auto_workers() and resolve_workers(3) == 3 and resolve_workers(0) == 0
     for bad in ("two", -1, 1.5):
         with pytest.raises(SettingsError, match="lane threads"):
