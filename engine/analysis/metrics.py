@@ -76,10 +76,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numba import njit
-from scipy import ndimage, signal
-from scipy.stats import gamma
+from scipy import ndimage
+from scipy.special import gammaincinv
 
 from ..audio import CHANNELS, SAMPLE_RATE, check_finite, gain_to_db
+from ..dsp.filters import blackman_harris, butter_sos
 from ..errors import SettingsError, UnsupportedAudioError
 from ..estimators.band_limits import BandLimitDetector
 from ..estimators.rt60 import RT60Estimator
@@ -263,24 +264,23 @@ class AudioAnalyzer:
             raise SettingsError(f"channels must be in [1, 8], got {channels}")
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
-        self._win = signal.get_window("blackmanharris", self.N_FFT)
+        self._win = blackman_harris(self.N_FFT)
         self._freqs = np.fft.rfftfreq(self.N_FFT, 1.0 / self.sample_rate)
         self._n_bins = len(self._freqs)
         self._n_hist = int(self.HIST_HI - self.HIST_LO)
         # bias of the 10th percentile of an 8-frame average of noise (50 % overlapping Hann:
         # about 0.75 independent frames per frame)
         dof = 0.75 * self.GROUP
-        self._p10_bias = float(gamma.ppf(0.1, dof) / dof)
+        self._p10_bias = float(gammaincinv(dof, 0.1) / dof)  # gamma(dof) 10th percentile
         self._snr_sel = (self._freqs >= 50.0) & (self._freqs <= min(20000.0, 0.5 * self.sample_rate))
         self._peak_sel = (self._freqs >= 500.0) & (self._freqs <= min(16000.0, 0.45 * self.sample_rate))
         sel = np.nonzero(self._peak_sel)[0]
         self._peak_range = (max(0, sel[0] - 8), min(self._n_bins, sel[-1] + 9))
-        self._env_sos = [signal.butter(2, [lo, min(hi, 0.45 * self.sample_rate)], btype="bandpass",
-                                       fs=self.sample_rate, output="sos")
+        self._env_sos = [butter_sos(2, [lo, min(hi, 0.45 * self.sample_rate)], "bandpass", self.sample_rate)
                          for lo, hi in self.ENV_BANDS if lo < 0.4 * self.sample_rate]
         self._env_bp = np.ascontiguousarray(np.stack(self._env_sos))  # (bands, sections, 6)
         # anti-aliasing low-pass of the squared band signals before decimation to the envelope rate
-        self._env_lp = signal.butter(8, self.MOD_MAX_HZ + 10.0, fs=self.sample_rate, output="sos")
+        self._env_lp = butter_sos(8, self.MOD_MAX_HZ + 10.0, "lowpass", self.sample_rate)
         env_rate = self.sample_rate / self.ENV_HOP
         self._mod_freqs = np.fft.rfftfreq(self.SEG, 1.0 / env_rate)
         self._mod_win = np.hanning(self.SEG)

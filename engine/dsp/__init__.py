@@ -5,7 +5,9 @@ caller owns the state arrays and passes them in, so a stage stays chunk-size
 invariant by carrying them from one block to the next.
 
 * :mod:`engine.dsp.biquad` - RBJ cookbook / Butterworth second-order sections
-  and :class:`SosFilter` (``scipy.signal.sosfilt`` with carried ``zi``).
+  and :class:`SosFilter` (a cascade with carried ``zi``).
+* :mod:`engine.dsp.filters` - Butterworth design, the DF2T ``sosfilt`` kernel,
+  windows and FIR design, in place of ``scipy.signal`` (a 1 s import).
 * :mod:`engine.dsp.envelope` - time-constant maths and numba envelope followers.
 * :mod:`engine.dsp.dynamics` - numba gain computers (compressor, gate /
   expander, transient shaper, relative-level de-esser).

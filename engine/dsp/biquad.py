@@ -2,7 +2,8 @@
 
 Coefficients follow Robert Bristow-Johnson's *Audio EQ Cookbook*; every design
 returns one row ``[b0, b1, b2, 1, a1, a2]`` (normalised so ``a0 == 1``) in the
-layout of ``scipy.signal.sosfilt`` (``(sections, 6)`` when stacked).
+layout of ``scipy.signal.sosfilt`` and :func:`engine.dsp.filters.sosfilt` (``(sections, 6)``
+when stacked).
 Frequencies are in Hz, gains in dB, ``q`` is the dimensionless quality factor.
 
 :class:`SosFilter` runs a cascade over ``(channels, samples)`` float64 blocks
@@ -16,10 +17,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal
-
 from ..audio import gain_to_db
 from ..errors import SettingsError
+from .filters import butter_sos, sos_response, sosfilt
 
 #: kinds understood by :func:`design_band`
 BAND_KINDS = ("peak", "low_shelf", "high_shelf", "highpass", "lowpass", "bandpass", "notch")
@@ -123,7 +123,7 @@ def butterworth(kind: str, freq_hz: float | tuple[float, float], order: int, sam
     for f in freqs:
         _check_freq(float(f), sample_rate)
     wn = freqs if kind == "bandpass" else float(freqs[0])
-    return np.ascontiguousarray(signal.butter(int(order), wn, btype=kind, output="sos", fs=float(sample_rate)))
+    return butter_sos(int(order), wn, kind, float(sample_rate))
 
 
 def design_band(kind: str, freq_hz: float, gain_db: float, q: float, order: int, sample_rate: float) -> np.ndarray:
@@ -157,7 +157,7 @@ def sos_gain_db(sos: np.ndarray, freqs_hz: np.ndarray | float, sample_rate: floa
     sos = np.asarray(sos, dtype=np.float64)
     if sos.shape[0] == 0:
         return np.zeros_like(freqs)
-    _, h = signal.sosfreqz(sos, worN=freqs, fs=float(sample_rate))
+    h = sos_response(sos, freqs, float(sample_rate))
     return gain_to_db(h, floor=1e-300)
 
 
@@ -188,5 +188,5 @@ class SosFilter:
         """Filter float64 ``x`` ``(channels, samples)``; returns the same shape."""
         if self.sections == 0 or x.shape[-1] == 0:
             return x
-        y, self.zi = signal.sosfilt(self.sos, x, axis=-1, zi=self.zi)
+        y, self.zi = sosfilt(self.sos, x, axis=-1, zi=self.zi)
         return y

@@ -1,7 +1,7 @@
 """Parametric EQ and high-pass stages (biquad cascades with carried state).
 
 Bands are designed with the RBJ cookbook (:mod:`engine.dsp.biquad`) and run
-as one ``scipy.signal.sosfilt`` cascade in float64 with the filter memories
+as one :func:`engine.dsp.filters.sosfilt` cascade in float64 with the filter memories
 carried across blocks: bit-exact under any chunking, zero latency.
 """
 from __future__ import annotations

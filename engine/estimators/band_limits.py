@@ -13,9 +13,9 @@ Shared by the analysis (``engine.analysis.metrics``) and the restoration
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from ..audio import CHANNELS, SAMPLE_RATE
+from ..dsp.filters import blackman_harris
 from ..errors import SettingsError
 from ..stage import Stage
 
@@ -209,7 +209,7 @@ class BandLimitDetector(Stage):
         self.drop_db = float(drop_db)
         self.low_drop_db = low_drop_db
         self.edge_slope_db_per_oct = edge_slope_db_per_oct
-        self._win = signal.get_window("blackmanharris", self.n_fft)
+        self._win = blackman_harris(self.n_fft)
         self.freqs = np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate)
         self._smear_hz = window_smear_bins(self._win, self.drop_db) * self.sample_rate / self.n_fft
         self.reset()

@@ -57,7 +57,6 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-import av
 import numpy as np
 import soundfile as sf
 
@@ -268,6 +267,8 @@ def _try_soundfile(p: Path, allow_truncated: bool) -> SoundFileDecoder | str | N
 
 def _try_pyav(p: Path, name: str, kind: str | None, sf_said_empty: bool,
               allow_truncated: bool) -> PyAVDecoder:
+    import av  # FFmpeg only for what libsndfile cannot read: its import costs ~0.25 s of start-up
+
     try:
         container = av.open(str(p), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-import av
 import numpy as np
 import soundfile as sf
 
@@ -190,6 +189,8 @@ class PyAVDecoder(_TruncationPolicy):
         if self._stream.duration and self._stream.time_base and rate:
             frames = int(round(float(self._stream.duration * self._stream.time_base) * rate))
         elif container.duration and rate:
+            import av  # loaded already: the container came from av.open
+
             frames = int(round(container.duration / av.time_base * rate))
         self._exact = frames is not None and bool(self._stream.duration) and any(
             d in _EXACT_LENGTH_DEMUXERS for d in demuxers)
@@ -206,6 +207,8 @@ class PyAVDecoder(_TruncationPolicy):
         """
         rate, channels = self.info.sample_rate, self.info.channels
         end = self.info.frames if self._exact else None  # stated length, trusted
+        import av  # loaded already: the container came from av.open (PyAV is imported on first use)
+
         done = 0
         surplus: list[np.ndarray] = []  # decoded past ``end``: padding unless there is a lot
         surplus_n = 0

@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-from scipy import signal
 
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..config_fields import Flag, Number, build, check_fields, setting
@@ -319,6 +318,8 @@ class ReferenceMatch(Stage):
         self.updates += 1
 
     def _convolve(self, ext: np.ndarray, h: np.ndarray) -> np.ndarray:
+        from scipy import signal  # only with a reference: keeps scipy.signal out of the plain start-up
+
         return signal.fftconvolve(ext, h, mode="valid", axes=1)
 
     def _filter_segment(self, ms: np.ndarray) -> np.ndarray:

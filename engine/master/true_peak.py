@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from scipy import signal as _sig
-
 from ..audio import gain_to_db
+from ..dsp.filters import kaiser_lowpass
 
 
 def true_peak_filter(oversample: int = 4) -> np.ndarray:
@@ -24,7 +23,7 @@ def true_peak_filter(oversample: int = 4) -> np.ndarray:
     ``oversample``.
     """
     half_len = 10 * oversample
-    return _sig.firwin(2 * half_len + 1, 1.0 / oversample, window=("kaiser", 5.0)) * oversample
+    return kaiser_lowpass(2 * half_len + 1, 1.0 / oversample, 5.0) * oversample
 
 
 def polyphase_taps(oversample: int = 4) -> np.ndarray:
@@ -59,6 +58,8 @@ def true_peak_dbtp(x: np.ndarray, oversample: int = 4) -> float:
     if x.shape[-1] == 0:
         return float("-inf")
     if oversample > 1:
+        from scipy import signal as _sig  # whole-signal reference meter only: a slow import
+
         y = _sig.resample_poly(x, oversample, 1, axis=1)
         peak = float(np.max(np.abs(y)))
     else:

@@ -11,9 +11,9 @@ The cutoff comes from :class:`engine.estimators.band_limits.BandLimitDetector`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain
+from ..dsp.filters import butter_sos, sosfilt
 from ..dsp.stft import StreamingSTFTStage
 from ..errors import SettingsError
 from ..stage import Stage
@@ -152,10 +152,8 @@ class HighBandExtender(StreamingSTFTStage):
         self._alpha = float(np.exp(-self.hop / (self.sample_rate * smoothing_s)))
         if self.harmonic_ratio > 0.0:
             # exciter filters: band-pass [cutoff/2, cutoff], then DC-blocking high-pass
-            self._sos_bp = signal.butter(4, [self.cutoff_hz / 2.0, self.cutoff_hz], btype="bandpass",
-                                         fs=self.sample_rate, output="sos")
-            self._sos_hp = signal.butter(2, self.cutoff_hz / 2.0, btype="highpass", fs=self.sample_rate,
-                                         output="sos")
+            self._sos_bp = butter_sos(4, [self.cutoff_hz / 2.0, self.cutoff_hz], "bandpass", self.sample_rate)
+            self._sos_hp = butter_sos(2, self.cutoff_hz / 2.0, "highpass", self.sample_rate)
         self.reset_spectral_state()
 
     @property
@@ -192,8 +190,8 @@ class HighBandExtender(StreamingSTFTStage):
         if self.harmonic_ratio <= 0.0:
             return x
         xd = x.astype(np.float64)
-        bp, self._zi_bp = signal.sosfilt(self._sos_bp, xd, axis=1, zi=self._zi_bp)
-        exc, self._zi_hp = signal.sosfilt(self._sos_hp, np.abs(bp), axis=1, zi=self._zi_hp)
+        bp, self._zi_bp = sosfilt(self._sos_bp, xd, axis=1, zi=self._zi_bp)
+        exc, self._zi_hp = sosfilt(self._sos_hp, np.abs(bp), axis=1, zi=self._zi_hp)
         return np.concatenate([xd, exc], axis=0)
 
     def _process(self, block: np.ndarray) -> np.ndarray:
@@ -209,8 +207,10 @@ class HighBandExtender(StreamingSTFTStage):
         if zi is None:
             zi = self._alpha * x[0]
         a = self._alpha
-        y, zf = signal.lfilter([1.0 - a], [1.0, -a], x, axis=0, zi=zi[None])
-        setattr(self, state_name, zf[0])
+        # one first-order section: y = (1 - a) x + a y[-1]; its second state stays 0
+        state = np.stack([zi, np.zeros_like(zi)])[None]
+        y, zf = sosfilt(np.array([1.0 - a, 0.0, 0.0, 1.0, -a, 0.0]), x, axis=0, zi=state)
+        setattr(self, state_name, zf[0, 0])
         return y
 
     def _envelope(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from ..audio import CHANNELS, SAMPLE_RATE
+from ..dsp.filters import butter_sos, sosfilt
 from ..errors import SettingsError
 from ..stage import Stage
 
@@ -85,10 +85,9 @@ class SubBassSynth(Stage):
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.hysteresis = float(hysteresis)
-        self._sos_track = signal.butter(2, list(track_band_hz), btype="bandpass", fs=self.sample_rate,
-                                        output="sos")
-        lp = signal.butter(4, self.high_hz, btype="lowpass", fs=self.sample_rate, output="sos")
-        hp = signal.butter(2, self.low_hz, btype="highpass", fs=self.sample_rate, output="sos")
+        self._sos_track = butter_sos(2, list(track_band_hz), "bandpass", self.sample_rate)
+        lp = butter_sos(4, self.high_hz, "lowpass", self.sample_rate)
+        hp = butter_sos(2, self.low_hz, "highpass", self.sample_rate)
         self._sos_out = np.concatenate([lp, hp], axis=0)
         self._decay = float(np.exp(-1.0 / (0.05 * self.sample_rate)))  # 50 ms envelope release
         self._gate = 1e-5  # no toggling below -100 dBFS
@@ -102,9 +101,9 @@ class SubBassSynth(Stage):
     def sub_signal(self, block: np.ndarray) -> np.ndarray:
         """The generated sub-octave (before ``amount``) for ``block``, ``(n,)`` float64; advances state."""
         mono = np.asarray(block, dtype=np.float64).mean(axis=0)
-        fund, self._zi_track = signal.sosfilt(self._sos_track, mono, zi=self._zi_track)
+        fund, self._zi_track = sosfilt(self._sos_track, mono, zi=self._zi_track)
         divided = _flip_flop(fund, self._ff_state, self._decay, self.hysteresis, self._gate)
-        sub, self._zi_out = signal.sosfilt(self._sos_out, divided, zi=self._zi_out)
+        sub, self._zi_out = sosfilt(self._sos_out, divided, zi=self._zi_out)
         return sub * self._makeup
 
     def _process(self, block: np.ndarray) -> np.ndarray:
