@@ -1,4 +1,4 @@
-"""In-order lanes on worker threads of this process (``lanes.threads``, issue 11).
+"""In-order lanes on worker threads of this process (`resonate process --lane-threads`).
 
 The lane protocol of :mod:`engine.graph` (``submit`` / ``head_ready`` /
 ``pop`` / ``query`` / ``close``) was made for lanes that answer later (Ray

@@ -65,7 +65,8 @@ def local_pipeline(settings: Settings, cfg: PipelineConfig, lane_threads: int | 
     """The in-process pipeline; its separator falls back to DSP under ``auto``.
 
     ``lane_threads``: worker threads for the in-order lanes (0: inline; ``"auto"``:
-    one per core that the separator's own thread pool leaves free, up to one per lane;
+    one per core that the separator's own thread pool leaves free, up to one per lane, at least 2
+    on 2+ cores;
     see :func:`engine.thread_lanes.auto_workers`); where the lanes run never changes the output.
     """
     resolve_workers(lane_threads)  # bad values fail before the model loads
