@@ -54,3 +54,17 @@ def test_streaming_detector_matches_offline_and_passes_through():
     assert det.limits() == pytest.approx(detect_band_limits(x, SR), abs=1e-6)
     det.reset()
     assert det.limits() == (0.0, 0.0)
+
+
+def test_fractional_octave_median_is_numpys_median_over_each_window():
+    from engine.estimators.band_limits import median_smooth_fractional_octave
+
+    rng = np.random.default_rng(5)
+    freqs = np.fft.rfftfreq(4096, 1.0 / 44100.0)
+    psd = rng.gamma(1.0, 1.0, freqs.size) * np.exp(-freqs / 4000.0)
+    for fraction in (12.0, 3.0):
+        half = 2.0 ** (0.5 / fraction)
+        lo = np.clip(np.floor(freqs / half / freqs[1]).astype(int), 0, freqs.size - 1)
+        hi = np.clip(np.ceil(freqs * half / freqs[1]).astype(int), 0, freqs.size - 1)
+        want = [np.median(psd[max(min(lo[k], k - 1), 0):max(hi[k], k + 1) + 1]) for k in range(freqs.size)]
+        assert np.array_equal(median_smooth_fractional_octave(freqs, psd, fraction), np.array(want))
