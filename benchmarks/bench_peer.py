@@ -117,10 +117,10 @@ def main(argv=None) -> None:
         print(f"median: resonate process {a_med:.1f} s ({args.seconds / a_med:.2f}x real time), demucs CLI "
               f"{b_med:.1f} s ({args.seconds / b_med:.2f}x); ratio {a_med / b_med:.3f} (goal <= 1.05)", flush=True)
         if alt in walls:
-            a2 = statistics.median(walls[alt])
+            alt_med = statistics.median(walls[alt])
             figures.update({f"resonate_process_lane_threads_{args.compare_lanes}_s": walls[alt],
-                            f"lane_threads_{args.compare_lanes}_ratio_of_medians": round(a2 / b_med, 3)})
-            print(f"median with --lane-threads {args.compare_lanes}: {a2:.1f} s; ratio {a2 / b_med:.3f}", flush=True)
+                            f"lane_threads_{args.compare_lanes}_ratio_of_medians": round(alt_med / b_med, 3)})
+            print(f"median with --lane-threads {args.compare_lanes}: {alt_med:.1f} s; ratio {alt_med / b_med:.3f}", flush=True)
 
         if args.profile:
             prof = ours[:1] + ["-m", "cProfile", "-o", str(args.profile)] + ours[1:]

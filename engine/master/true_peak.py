@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
 from ..audio import gain_to_db
 from ..dsp.filters import kaiser_lowpass
 

@@ -150,6 +150,8 @@ class HighBandExtender(StreamingSTFTStage):
         self._phasors = np.exp(2j * np.pi * rng.random((97, channels, kc - src_lo)))  # noise phases per frame
         self._rep_idx = self._replicate_index()
         self._alpha = float(np.exp(-self.hop / (self.sample_rate * smoothing_s)))
+        # the time smoothing over frames: one first-order section y = (1 - a) x + a y[-1]
+        self._smooth_sos = np.array([1.0 - self._alpha, 0.0, 0.0, 1.0, -self._alpha, 0.0])
         if self.harmonic_ratio > 0.0:
             # exciter filters: band-pass [cutoff/2, cutoff], then DC-blocking high-pass
             self._sos_bp = butter_sos(4, [self.cutoff_hz / 2.0, self.cutoff_hz], "bandpass", self.sample_rate)
@@ -206,10 +208,8 @@ class HighBandExtender(StreamingSTFTStage):
         zi = getattr(self, state_name)
         if zi is None:
             zi = self._alpha * x[0]
-        a = self._alpha
-        # one first-order section: y = (1 - a) x + a y[-1]; its second state stays 0
-        state = np.stack([zi, np.zeros_like(zi)])[None]
-        y, zf = sosfilt(np.array([1.0 - a, 0.0, 0.0, 1.0, -a, 0.0]), x, axis=0, zi=state)
+        state = np.stack([zi, np.zeros_like(zi)])[None]  # a first-order section's second state stays 0
+        y, zf = sosfilt(self._smooth_sos, x, axis=0, zi=state)
         setattr(self, state_name, zf[0, 0])
         return y
 
