@@ -53,8 +53,17 @@ def stem_signals(seconds: float) -> dict[str, np.ndarray]:
 
 
 def _leaves(stage, path: str):
-    """(path, leaf stage) for every non-container stage under ``stage``."""
+    """(path, stage, method to time) for every non-container stage under ``stage``; a
+    :class:`~engine.dsp.spectral_chain.SpectralChain` is timed as ``.../shared STFT`` (the
+    transforms and overlap-add) plus each member's ``process_frames``."""
+    from engine.dsp.spectral_chain import SpectralChain
+
     subs = getattr(stage, "stages", None)
+    if isinstance(stage, SpectralChain):
+        yield f"{path}/shared STFT", stage, "process"
+        for m in subs:
+            yield f"{path}/{m.name}", m, "process_frames"
+        return
     if isinstance(subs, list):
         for i, s in enumerate(subs):
             yield from _leaves(s, f"{path}/{getattr(s, 'name', type(s).__name__)}")
@@ -63,7 +72,7 @@ def _leaves(stage, path: str):
     if inner is not None and hasattr(inner, "process"):
         yield from _leaves(inner, path)
         return
-    yield path, stage
+    yield path, stage, "process"
 
 
 class Timers:
@@ -120,8 +129,8 @@ def run(preset: str, seconds: float, band: tuple[float, float]) -> dict:
     lanes, mm, an = build()
     timers = Timers()
     for s, lane in lanes.items():
-        for path, leaf in _leaves(lane.stage, s):
-            timers.wrap(leaf, "process", path)
+        for path, leaf, method in _leaves(lane.stage, s):
+            timers.wrap(leaf, method, path)
         timers.wrap(lane, "process", f"{s} (lane overhead)")
     timers.wrap(mm.mixer, "process", "mix/mixer")
     timers.wrap(mm.preview.stage, "process", "mix/preview master")

@@ -18,7 +18,11 @@ from .stage import Chain, Delay, LatencyAligned, Stage
 
 def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
     """Enhancement, the tonal-balance correction (the same on every stem, so one
-    filter on the mix) then restoration for one stem (unaligned; reports its latency)."""
+    filter on the mix) then restoration for one stem (unaligned; reports its latency).
+
+    Consecutive spectral stages (noise suppression, tonal correction, high-band
+    extension) share one STFT (:func:`engine.dsp.spectral_chain.fuse_spectral`)."""
+    from .dsp.spectral_chain import fuse_spectral
     from .enhance.chains import build_stem_chain as build_enhance
     from .restore.chains import build_restore_chain
 
@@ -26,7 +30,7 @@ def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
 
     stages: list[Stage] = []
     if cfg.enhance.enabled:
-        stages.append(build_enhance(stem, cfg.enhance.stem(stem)))
+        stages.extend(build_enhance(stem, cfg.enhance.stem(stem)).stages)
     r = cfg.restore
     if r.tonal > 0.0:
         model = TonalModel.load(r.tonal_model) if r.tonal_model else None
@@ -35,7 +39,7 @@ def build_stem_chain(stem: str, cfg: PipelineConfig) -> Stage:
         if corrector is not None:
             stages.append(corrector)
     stages.extend(build_restore_chain(stem, cfg.restore, cfg.band_limits_hz, cfg.high_edge).stages)
-    return Chain(stages, name=f"{stem}-chain")
+    return Chain(fuse_spectral(stages), name=f"{stem}-chain")
 
 
 def common_stem_latency(cfg: PipelineConfig, stems=STEM_NAMES) -> int:

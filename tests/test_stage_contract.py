@@ -29,6 +29,7 @@ import pytest
 
 import engine
 from engine.audio import STEM_NAMES, db_to_gain
+from engine.dsp.spectral_chain import SpectralChain
 from engine.dsp.stft import StreamingSTFTStage
 from engine.enhance import (BassExciter, Compressor, DeEsser, EQBand, HighPass, LSANoiseSuppressor, NoiseGate,
                             ParametricEQ, SpectralNoiseReducer, StereoWidth, TransientShaper, build_stem_chain)
@@ -185,6 +186,10 @@ CASES: dict[str, Case] = {
                       signal="silence_then_noise", changes=True),
     "tonal": Case(lambda: TonalCorrector(np.linspace(-6.0, 6.0, len(BAND_CENTRES_HZ))), changes=True),
     "tonal_identity": Case(lambda: TonalCorrector(None)),
+    "spectral_chain": Case(lambda: SpectralChain([LSANoiseSuppressor(strength=0.8),
+                                                  TonalCorrector(np.linspace(-6.0, 6.0, len(BAND_CENTRES_HZ))),
+                                                  HighBandExtender(8000.0, amount=1.2)]),
+                           signal="phone_band", changes=True),
     "width": Case(lambda: StereoWidth(1.5), exact=True, changes=True),
     "exciter": Case(lambda: BassExciter(amount=1.0), exact=True, changes=True),
     **_chain_cases(),

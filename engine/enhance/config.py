@@ -35,7 +35,8 @@ class StemEnhanceConfig:
         (0 = off, else 10..500).
     noise_reduction: strength of the spectral noise reduction, 0..1
         (fraction of ``noise_reduction_max_db``; 0 = off).  Adds 2047 samples
-        of latency (46 ms) when on.
+        of latency (46 ms) when on, shared with the stem's other spectral
+        stages (one STFT: :mod:`engine.dsp.spectral_chain`).
     noise_reduction_max_db: attenuation of pure-noise bins at strength 1, dB
         (1..40; with ``lsa`` the gain floor, 12..18 keeps the noise's shape
         without spectral holes).

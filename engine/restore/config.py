@@ -29,7 +29,8 @@ dereverb_floor_db: lowest gain of the spectral suppressor (dB, <= 0).
 tonal: amount of the closed-loop tonal-balance correction, 0..1 (0 = off):
     per-band gains measured on the recording's head and predicted by the
     tonal model (:mod:`engine.restore.tonal`), the same zero-phase filter on
-    every stem (adds 2047 samples of latency when on).
+    every stem (on the stem's shared STFT: 2047 samples of latency when no other
+    spectral stage already pays them).
 tonal_max_db: cap of every tonal correction gain, +-dB (0..12).
 tonal_min_snr_db: a band whose long-term level is less than this many dB
     above its noise floor is never boosted (dB, 0..30).
