@@ -73,3 +73,23 @@ def test_bad_settings_raise():
         LSANoiseSuppressor(strength=1.5)
     with pytest.raises(SettingsError):
         LSANoiseSuppressor(max_reduction_db=60.0)
+
+
+def test_gain_table_matches_the_lsa_gain_function():
+    """The kernel's interpolated exp(E1(v) / 2) against scipy's exponential integral,
+    from v -> 0 (where it grows like 1 / sqrt(v)) to the v = 40 cut-over."""
+    import math
+
+    from scipy.special import exp1
+
+    from engine.enhance.lsa import GAIN_TABLE_STEP, gain_table
+
+    table = gain_table()
+    v = np.concatenate([np.geomspace(1e-10, 1.0, 2000), np.linspace(1.0, 39.999, 2000)])
+    u = np.sqrt(v)
+    t = u / GAIN_TABLE_STEP
+    i = t.astype(int)
+    approx = (table[i] + (t - i) * (table[i + 1] - table[i])) / u
+    exact = np.exp(0.5 * exp1(v))
+    assert np.max(np.abs(approx / exact - 1.0)) < 1e-4  # the kernel's E1 approximation's own error
+    assert math.isclose(table[0], math.exp(-0.5 * 0.5772156649015329))

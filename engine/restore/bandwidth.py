@@ -10,7 +10,10 @@ The cutoff comes from :class:`engine.estimators.band_limits.BandLimitDetector`.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from ..audio import CHANNELS, SAMPLE_RATE, db_to_gain
 from ..dsp.filters import butter_sos, sosfilt
@@ -23,10 +26,79 @@ from ..stage import Stage
 # high-band extension
 # --------------------------------------------------------------------------
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _level_and_apply(fine, idx, p_above, at_cut, slope, bin_x, blend, band_of, band_sizes, amt, fill_only,
+                     alpha, state, ready, out, kc):  # pragma: no cover - compiled
+    """The replicated band levelled to the target envelope and written to ``out``, frame by frame.
+
+    ``fine`` ``(F, C, nsrc)``: the whitened source; ``idx`` ``(nout,)``: the source bin of each
+    output bin ``kc + j``; ``p_above`` ``(F, nout)``: the input's power there (channels summed);
+    ``at_cut``/``slope`` ``(F,)``: the target line (dB, dB/oct, the extra roll-off included);
+    ``bin_x``/``blend``/``band_of`` ``(nout,)``: octaves above the cutoff, fade, levelling band;
+    ``state`` ``(2, bands)``: the time-smoothed [existing, generated] band powers (``ready[0]``
+    0 until the first frame sets them).  Returns the generated power (for the report).
+    """
+    f_count, c_count, _ = fine.shape
+    nout = idx.shape[0]
+    nb = band_sizes.shape[0]
+    pf = np.empty(nout)
+    shape = np.empty(nout)
+    pg = np.empty(nb)
+    ex = np.empty(nb)
+    gen = np.empty(nb)
+    gain = np.empty(nb)
+    db_to_amp = math.log(10.0) / 20.0
+    added = 0.0
+    for f in range(f_count):
+        for b in range(nb):
+            pg[b] = 0.0
+            ex[b] = 0.0
+            gen[b] = 0.0
+        for j in range(nout):
+            src = idx[j]
+            acc = 0.0
+            for c in range(c_count):
+                z = fine[f, c, src]
+                acc += z.real * z.real + z.imag * z.imag
+            pf[j] = acc
+            pg[band_of[j]] += acc
+            shape[j] = math.exp((at_cut[f] + slope[f] * bin_x[j]) * db_to_amp)
+        for b in range(nb):
+            m = pg[b] / band_sizes[b]
+            gain[b] = amt / math.sqrt(m) if m > 1e-30 else 0.0
+        if fill_only:
+            for j in range(nout):
+                b = band_of[j]
+                ex[b] += p_above[f, j]
+                w = blend[j] * shape[j]
+                gen[b] += gain[b] * gain[b] * pf[j] * w * w
+            if ready[0] == 0.0:
+                for b in range(nb):
+                    state[0, b] = alpha * ex[b]
+                    state[1, b] = alpha * gen[b]
+                ready[0] = 1.0
+            for b in range(nb):
+                se = (1.0 - alpha) * ex[b] + state[0, b]
+                sg = (1.0 - alpha) * gen[b] + state[1, b]
+                state[0, b] = alpha * se
+                state[1, b] = alpha * sg
+                if sg > 1e-30:
+                    r = 1.0 - se / sg
+                    gain[b] *= math.sqrt(min(max(r, 0.0), 1.0))
+        for j in range(nout):
+            g = gain[band_of[j]] * shape[j] * blend[j]
+            added += g * g * pf[j]
+            src = idx[j]
+            for c in range(c_count):
+                out[f, c, kc + j] = fine[f, c, src] * g
+    return added
+
+
 class HighBandExtender(StreamingSTFTStage):
     """Regenerate the band above ``cutoff_hz`` from the octave below it, conservatively.
 
-    Per STFT frame (``frame_length`` 2048 / hop 512 at 44.1 kHz), vectorised over frames:
+    Per STFT frame (``frame_length`` 2048 / hop 512 at 44.1 kHz; the envelope and the
+    whitening vectorised over frames, the levelling and the copy in one numba kernel):
 
     * **envelope**: the mean power per bin of six 1/3-octave bands over the two
       octaves below the cutoff (time-smoothed over ``smoothing_s``) is fitted
@@ -137,6 +209,8 @@ class HighBandExtender(StreamingSTFTStage):
         w[kmax:] = 0.0
         w[:kc] = 0.0
         self._blend = w[kc:kmax]
+        self._lev_sizes_f = self._lev_sizes.astype(np.float64)
+        self._band_of = np.repeat(np.arange(len(self._lev_sizes)), self._lev_sizes)  # levelling band of each bin
         self._bin_x = np.log2(np.maximum(fr[kc:kmax], 1e-9) / self.cutoff_hz)  # octaves above the cutoff
         # running 1/6-octave envelope of the replication source (a moving mean of power)
         src_lo = max(kc - shift, 1)
@@ -170,6 +244,8 @@ class HighBandExtender(StreamingSTFTStage):
             self._zi_hp = np.zeros((self._sos_hp.shape[0], c, 2))
         self._zi_fit = None  # time-smoothing states (lfilter over frames)
         self._zi_exist = None
+        self._fill_state = np.zeros((2, len(self._lev_sizes)))  # the kernel's smoothed band powers
+        self._fill_ready = np.zeros(1)
         self._existing_sum = 0.0  # powers above the cutoff, for the report
         self._added_sum = 0.0
         self._frames_seen = 0
@@ -265,7 +341,7 @@ class HighBandExtender(StreamingSTFTStage):
     def process_frames(self, spectra: np.ndarray, frame_ends: np.ndarray) -> np.ndarray:
         c = self.channels
         X = spectra[:, :c]
-        out = np.zeros(X.shape, dtype=np.complex128)
+        out = np.zeros(X.shape, dtype=X.dtype)  # complex64 on the float32 STFT: no double-precision inverse
         amt = self.effective_amount
         if amt == 0.0:
             return out
@@ -276,6 +352,16 @@ class HighBandExtender(StreamingSTFTStage):
         lo = self._src[0]
         fine = self._fine_structure(X[:, :, lo:kc], frame_ends)  # (F, C, nsrc), unit envelope
         idx = self._rep_idx
+        if self.harmonic_ratio <= 0.0:
+            # the common path in one kernel (no (frames, bins) temporaries)
+            added = _level_and_apply(fine, idx, p[:, kc:kmax], at_cut, slope - self.rolloff_db_per_oct,
+                                     self._bin_x, self._blend, self._band_of, self._lev_sizes_f,
+                                     amt, self.fill_only, self._alpha, self._fill_state, self._fill_ready, out, kc)
+            self._existing_sum += float(p[:, kc:kmax].sum())
+            self._added_sum += added
+            self._frames_seen += X.shape[0]
+            self._slope_sum += float(slope.sum())
+            return out
         G = fine[:, :, idx]  # (F, C, kmax - kc)
         pf = (fine.real ** 2 + fine.imag ** 2).sum(axis=1)[:, idx]  # (F, kmax - kc)
         starts = self._lev_starts - kc
