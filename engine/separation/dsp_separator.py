@@ -24,6 +24,7 @@ missing, and the report says which separator ran.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 import scipy.ndimage as ndi
 
 
@@ -156,7 +157,7 @@ def _stft(x: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray
     p = n_fft // 2
     xp = np.pad(x, ((0, 0), (p, p)), mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop]  # (C, T, n_fft)
-    spec = np.fft.rfft(frames * window, axis=-1)
+    spec = scipy.fft.rfft(frames * window, axis=-1)  # float32 frames -> complex64 (numpy's would go via float64)
     return np.ascontiguousarray(spec.transpose(0, 2, 1)).astype(np.complex64, copy=False)
 
 
@@ -165,7 +166,7 @@ def _istft(X: np.ndarray, n_fft: int, hop: int, window: np.ndarray, length: int)
     ``torch.istft(center=True, length=length)``): float32 ``(K, length)`` from ``(K, F, T)``."""
     K, _, T = X.shape
     r = n_fft // hop
-    frames = np.fft.irfft(X.transpose(0, 2, 1), n=n_fft, axis=-1).astype(np.float32) * window  # (K, T, n_fft)
+    frames = scipy.fft.irfft(X.transpose(0, 2, 1), n=n_fft, axis=-1).astype(np.float32, copy=False) * window  # (K, T, n_fft)
     chunks = frames.reshape(K, T, r, hop)
     out = np.zeros((K, T + r - 1, hop), np.float32)
     wsq = (window * window).reshape(r, hop)
