@@ -31,6 +31,10 @@ from ..stage import Stage
 from .stft import StreamingSTFTStage
 
 
+def _geometry(stage: StreamingSTFTStage) -> tuple[int, int, int, int]:
+    return stage.frame_length, stage.hop, stage.channels, stage.sample_rate
+
+
 def fusable(stage: Stage) -> bool:
     """Whether ``stage`` can share an STFT: a :class:`StreamingSTFTStage` (not
     itself a :class:`SpectralChain`) whose STFT sees only its own channels (no
@@ -57,8 +61,7 @@ class SpectralChain(StreamingSTFTStage):
         for m in members:
             if not fusable(m):
                 raise SettingsError(f"stage {m.name!r} cannot share an STFT")
-            if (m.frame_length, m.hop, m.channels, m.sample_rate) != (
-                    first.frame_length, first.hop, first.channels, first.sample_rate):
+            if _geometry(m) != _geometry(first):
                 raise SettingsError(f"stage {m.name!r} has a different STFT geometry from {first.name!r}")
         self.stages = members
         self.fft_dtype = (np.float32 if all(np.dtype(m.fft_dtype) == np.float32 for m in members)
@@ -96,8 +99,7 @@ def fuse_spectral(stages: Sequence[Stage]) -> list[Stage]:
         run.clear()
 
     for s in stages:
-        if fusable(s) and (not run or (s.frame_length, s.hop, s.channels, s.sample_rate) == (
-                run[0].frame_length, run[0].hop, run[0].channels, run[0].sample_rate)):
+        if fusable(s) and (not run or _geometry(s) == _geometry(run[0])):
             run.append(s)
             continue
         close()

@@ -351,17 +351,25 @@ class HighBandExtender(StreamingSTFTStage):
         at_cut, slope = self._envelope(p)  # (F,) dB at the cutoff, dB/oct
         lo = self._src[0]
         fine = self._fine_structure(X[:, :, lo:kc], frame_ends)  # (F, C, nsrc), unit envelope
-        idx = self._rep_idx
         if self.harmonic_ratio <= 0.0:
             # the common path in one kernel (no (frames, bins) temporaries)
-            added = _level_and_apply(fine, idx, p[:, kc:kmax], at_cut, slope - self.rolloff_db_per_oct,
+            added = _level_and_apply(fine, self._rep_idx, p[:, kc:kmax], at_cut, slope - self.rolloff_db_per_oct,
                                      self._bin_x, self._blend, self._band_of, self._lev_sizes_f,
                                      amt, self.fill_only, self._alpha, self._fill_state, self._fill_ready, out, kc)
-            self._existing_sum += float(p[:, kc:kmax].sum())
-            self._added_sum += added
-            self._frames_seen += X.shape[0]
-            self._slope_sum += float(slope.sum())
-            return out
+        else:
+            added = self._level_with_exciter(spectra, fine, p, at_cut, slope, out)
+        self._existing_sum += float(p[:, kc:kmax].sum())
+        self._added_sum += added
+        self._frames_seen += X.shape[0]
+        self._slope_sum += float(slope.sum())
+        return out
+
+    def _level_with_exciter(self, spectra: np.ndarray, fine: np.ndarray, p: np.ndarray, at_cut: np.ndarray,
+                            slope: np.ndarray, out: np.ndarray) -> float:
+        """:func:`_level_and_apply` with the harmonic exciter's spectrum (``spectra[:, channels:]``)
+        mixed in, in numpy; writes ``out`` and returns the generated power (for the report)."""
+        c, kc, kmax, amt = self.channels, self._kc, self._kmax, self.effective_amount
+        idx = self._rep_idx
         G = fine[:, :, idx]  # (F, C, kmax - kc)
         pf = (fine.real ** 2 + fine.imag ** 2).sum(axis=1)[:, idx]  # (F, kmax - kc)
         starts = self._lev_starts - kc
@@ -369,31 +377,24 @@ class HighBandExtender(StreamingSTFTStage):
         # the target per bin continues the fitted line (minus the extra roll-off)
         tdb = at_cut[:, None] + (slope - self.rolloff_db_per_oct)[:, None] * self._bin_x[None, :]
         shape = np.power(10.0, tdb / 20.0)  # (F, kmax - kc) amplitude
-        norm = np.where(pg > 1e-30, 1.0 / np.sqrt(np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
-        gain = norm
-        if self.harmonic_ratio > 0.0:
-            E = spectra[:, c:, kc:kmax]
-            pe = np.add.reduceat((E.real ** 2 + E.imag ** 2).sum(axis=1), starts, axis=1) / self._lev_sizes
-            ge = np.where(pe > 1e-30, 1.0 / np.sqrt(np.maximum(pe, 1e-30)), 0.0) * amt
-            G = (np.sqrt(1.0 - self.harmonic_ratio) * G * np.repeat(gain, self._lev_sizes, axis=1)[:, None, :]
-                 + np.sqrt(self.harmonic_ratio) * E * np.repeat(ge, self._lev_sizes, axis=1)[:, None, :])
-            pf = (G.real ** 2 + G.imag ** 2).sum(axis=1)
-            gain = np.ones_like(gain)
-        bw = self._blend ** 2
+        gain = np.where(pg > 1e-30, 1.0 / np.sqrt(np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
+        E = spectra[:, c:, kc:kmax]
+        pe = np.add.reduceat((E.real ** 2 + E.imag ** 2).sum(axis=1), starts, axis=1) / self._lev_sizes
+        ge = np.where(pe > 1e-30, 1.0 / np.sqrt(np.maximum(pe, 1e-30)), 0.0) * amt
+        G = (np.sqrt(1.0 - self.harmonic_ratio) * G * np.repeat(gain, self._lev_sizes, axis=1)[:, None, :]
+             + np.sqrt(self.harmonic_ratio) * E * np.repeat(ge, self._lev_sizes, axis=1)[:, None, :])
+        pf = (G.real ** 2 + G.imag ** 2).sum(axis=1)
+        gain = np.ones_like(gain)
         if self.fill_only:
             ex = np.add.reduceat(p[:, kc:kmax], starts, axis=1)
-            gen = gain ** 2 * np.add.reduceat(pf * bw * shape ** 2, starts, axis=1)
+            gen = gain ** 2 * np.add.reduceat(pf * self._blend ** 2 * shape ** 2, starts, axis=1)
             sm = self._smooth(np.stack([ex, gen], axis=1), "_zi_exist")
             se, sg = sm[:, 0], sm[:, 1]
             fill = np.sqrt(np.clip(1.0 - se / np.maximum(sg, 1e-30), 0.0, 1.0))
             gain = gain * np.where(sg <= 1e-30, 1.0, fill)
         g = np.repeat(gain, self._lev_sizes, axis=1) * shape * self._blend  # (F, kmax - kc)
         np.multiply(G, g[:, None, :], out=out[:, :, kc:kmax])
-        self._existing_sum += float(p[:, kc:kmax].sum())
-        self._added_sum += float((g ** 2 * pf).sum())
-        self._frames_seen += X.shape[0]
-        self._slope_sum += float(slope.sum())
-        return out
+        return float((g ** 2 * pf).sum())
 
 
 def extender_for(high_hz: float, amount: float = 1.0, sample_rate: int = SAMPLE_RATE,
