@@ -68,7 +68,7 @@ from .audio import SAMPLE_RATE, STEM_NAMES
 from .blocks import StemFifo, StemReblocker
 from .pipeline import InputRestorer, MixMaster, StemProcessor, common_stem_latency, input_restoration_on
 from .separation.quality import SeparationQualityMeter
-from .separation.streaming import StreamingSeparation
+from .separation.streaming import StreamingSeparation, ThreadWindows
 from .thread_lanes import ThreadLanes
 
 #: in-order stages see blocks of exactly this many samples (1 s)
@@ -508,21 +508,25 @@ class LocalPipeline(GraphPipeline):
     """The job graph with every lane in this process (``resonate process``, tests).
 
     ``lane_threads``: 0 runs every in-order lane inline on the caller's thread;
-    ``n > 0`` runs them on ``n`` worker threads (:mod:`engine.thread_lanes`), so
-    they overlap with each other and with the separator; the output is the same.
+    ``n > 0`` runs them on ``n`` worker threads (:mod:`engine.thread_lanes`) and the
+    separator's windows on one more (:class:`~engine.separation.streaming.ThreadWindows`), so
+    they overlap with each other and with the caller's thread; the output is the same.
     """
 
     def __init__(self, separator, cfg, stems=STEM_NAMES, notes=(), lane_threads: int = 0):
         graph = JobGraph(cfg, stems)
         self.threads = ThreadLanes(lane_threads) if lane_threads else None
+        # with lane threads the separator gets its own worker too (the caller's thread goes on
+        # with decoding, analysis and routing while a window is separated)
+        self._windows = ThreadWindows(separator) if lane_threads else None
         try:
-            super().__init__(graph, StreamingSeparation(separator),
+            super().__init__(graph, (StreamingSeparation(windows=self._windows) if self._windows is not None
+                              else StreamingSeparation(separator)),
                              self.threads.place if self.threads else LocalLane,
                              separator.description, notes=notes, polish=graph.local_polish(),
                              generation=graph.local_generation())
         except BaseException:
-            if self.threads is not None:
-                self.threads.shutdown()
+            self._shutdown()
             raise
 
     @property
@@ -531,5 +535,10 @@ class LocalPipeline(GraphPipeline):
 
     def close(self) -> None:
         super().close()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._windows is not None:
+            self._windows.close()
         if self.threads is not None:
             self.threads.shutdown()

@@ -214,6 +214,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     failure nothing is left at the output paths.
     """
     from engine.analysis.metrics import AudioAnalyzer
+    from engine.background import SinkThread
 
     emit = emit or (lambda e: None)
     factory = pipeline_factory or local_pipeline
@@ -294,18 +295,23 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
     # the governor judges a restoration against its input; generated audio is not one
     governed = settings.restore.governor and getattr(pipeline, "mode", "restore") == "restore"
     spectrum_in = SpectrumAccumulator(SAMPLE_RATE) if governed else None
+    # the input's analysis runs on a worker thread beside the pipeline (a copy of each block:
+    # the pipeline may own the one it is given); the same blocks in order, the same figures
+    measure_in = SinkThread(*([] if spectrum_in is None else [spectrum_in.update]), analyzer_in.update,
+                            name="resonate-input-analysis")
     try:
         for i, block in enumerate(blocks):
             if cancel is not None and cancel.is_set():
                 raise JobCancelled("job cancelled")
             if i >= len(head):
-                analyzer_in.update(block)
-            if spectrum_in is not None:
+                measure_in(block.copy())
+            elif spectrum_in is not None:
                 spectrum_in.update(block)
             consumed += block.shape[1]
             handle(pipeline.process(block))
             emit(ProgressEvent("input", consumed / SAMPLE_RATE, total))
             emit(ProgressEvent("restore", produced / SAMPLE_RATE, total))
+        measure_in.close()
         if consumed == 0:
             from engine.errors import EmptyAudioError
 
@@ -354,6 +360,7 @@ def run_job(source: FileSource | BlockSource, settings: Settings, outputs: Outpu
         emit(done)
         return done
     except BaseException:
+        measure_in.abort()
         writers.abort()
         if cached is not None:
             cached.abort()
@@ -490,6 +497,7 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
     the stored mix first (the governor's filter; its latency removed).
     """
     from engine.analysis.metrics import AudioAnalyzer
+    from engine.background import SinkThread
     from engine.io.decode import open_audio
     from engine.io.encode import LOSSY_FORMATS, AudioWriter
     from engine.io.resample import StreamResampler
@@ -501,6 +509,9 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
     writer = AudioWriter(output, format=ex.format, sample_rate=rate, bit_depth=int(ex.bit_depth), input_rate=rate,
                          mp3_bitrate=ex.mp3_bitrate, tags=tags)
     written = 0
+    # the output's analysis and encoding run on a worker thread beside the limiter and meters
+    # (same blocks in the same order: the same file and figures); progress stays on this thread
+    sink = SinkThread(analyzer.update, writer.write, name="resonate-master-writer")
 
     def read_blocks():
         resampler = StreamResampler(SAMPLE_RATE, rate, 2) if rate != SAMPLE_RATE else None
@@ -523,8 +534,7 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
 
     def write_block(block: np.ndarray) -> None:
         nonlocal written
-        analyzer.update(block)
-        writer.write(block)
+        sink(block)
         written += block.shape[1]
         emit(ProgressEvent("master", written / rate, total_s))
 
@@ -532,8 +542,10 @@ def _final_master(mix_path: Path, output: Path, settings: Settings, total_s: flo
         rep = final_master(read_blocks, write_block, FinalMasterConfig(
             target_lufs=m.target_lufs, ceiling_dbtp=m.ceiling_dbtp, sample_rate=rate,
             lookahead_ms=m.limiter_lookahead_ms, release_ms=m.limiter_release_ms))
+        sink.close()
         writer.close()
     except BaseException:
+        sink.abort()
         writer.abort()
         raise
     rep["sample_rate"] = rate

@@ -20,6 +20,7 @@ import soundfile as sf
 from engine.errors import SettingsError
 from engine.graph import LocalPipeline
 from engine.separation import DspSeparator
+from engine.separation.streaming import ThreadWindows
 from engine.thread_lanes import MAX_AUTO_WORKERS, ThreadLanes, auto_workers, resolve_workers
 from resonate_stream.cli import main
 from resonate_stream.runner import process_file
@@ -30,6 +31,10 @@ from conftest import DSP_SETTINGS
 
 def _lane_threads_alive() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("resonate-lane")]
+
+
+def _separator_threads_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("resonate-separator")]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,7 @@ def test_restored_file_is_the_same_inline_and_on_any_number_of_lane_threads(conc
         assert outs[workers][0] == outs[0][0], workers
         assert outs[workers][1] == outs[0][1], workers
     assert _lane_threads_alive() == []
+    assert _separator_threads_alive() == []
 
 
 @dataclass
@@ -98,6 +104,7 @@ def test_an_error_on_a_worker_reraises_at_its_answer_in_order():
     finally:
         lanes.shutdown()
     assert _lane_threads_alive() == []
+    assert _separator_threads_alive() == []
 
 
 class BrokenSeparator(DspSeparator):
@@ -123,6 +130,7 @@ def test_the_workers_stop_when_a_failing_job_closes(dsp_settings):
     cfg = dsp_settings.pipeline_config((40.0, 16000.0), PreviewPrior.measure(head))
     pipeline = LocalPipeline(BrokenSeparator(), cfg, lane_threads=3)
     assert pipeline.lane_threads == 3 and len(_lane_threads_alive()) == 3
+    assert isinstance(pipeline.separation.windows, ThreadWindows)  # the separator on a worker too
     with pytest.raises(RuntimeError, match="separator died"):
         try:
             for pos in range(0, x.shape[1], 44100):
@@ -131,6 +139,7 @@ def test_the_workers_stop_when_a_failing_job_closes(dsp_settings):
         finally:
             pipeline.close()
     assert _lane_threads_alive() == []
+    assert _separator_threads_alive() == []
 
 
 def test_demucs_on_the_cpu_reserves_its_torch_threads_for_auto():

@@ -56,6 +56,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..audio import SAMPLE_RATE, check_finite, db_to_gain
+from ..background import SinkThread
 from ..errors import InputError, SettingsError
 from ..stage import LatencyAligned
 from .config import CEILING_DBTP, TARGET_LUFS
@@ -135,6 +136,7 @@ class _Pass:
     """One streaming pass of gain + limiter with meters on the output."""
 
     def __init__(self, cfg: FinalMasterConfig, channels: int, gain_db: float, true_peak: bool = True):
+        # the write pass meters on a worker thread (SinkThread): its meters see the same blocks
         self.gain = np.float32(db_to_gain(gain_db))
         self.limiter = TruePeakLimiter(cfg.ceiling_dbtp, cfg.lookahead_ms, cfg.release_ms,
                                        oversample=int(cfg.true_peak_oversample), margin_db=cfg.true_peak_margin_db,
@@ -144,16 +146,28 @@ class _Pass:
         self.peak = TruePeakMeter(channels) if true_peak else None
         self.fine_peak = TruePeakMeter(channels, int(cfg.true_peak_oversample)) if true_peak else None
         self.samples = 0
+        self._sink = SinkThread(self._measure, name="resonate-master-meters") if true_peak else self._measure
 
     def feed(self, block: np.ndarray) -> np.ndarray:
         y = self.aligned.process(block * self.gain)
-        self._measure(y)
+        self._sink(y)
         return y
 
     def finish(self) -> np.ndarray:
+        """The limiter's tail; every meter has consumed the whole output when this returns."""
         y = self.aligned.flush()
-        self._measure(y)
+        self._sink(y)
+        self.close()
         return y
+
+    def close(self) -> None:
+        if isinstance(self._sink, SinkThread):
+            self._sink.close()
+
+    def abort(self) -> None:
+        """Stop the meters' worker (a no-op once :meth:`finish` returned)."""
+        if isinstance(self._sink, SinkThread):
+            self._sink.abort()
 
     def _measure(self, y: np.ndarray) -> None:
         if y.shape[1]:
@@ -249,19 +263,27 @@ def final_master(read_blocks: Callable[[], Iterable[np.ndarray]], write_block: C
     fine_peak: TruePeakMeter | None = None
     channels: int | None = None
     total = 0
-    for b in _blocks(read_blocks, None):
-        if channels is None:
-            channels = b.shape[0]
-            meter = StreamingLoudnessMeter(cfg.sample_rate, channels)
-            peak = TruePeakMeter(channels)
-            fine_peak = TruePeakMeter(channels, int(cfg.true_peak_oversample))
-        elif b.shape[0] != channels:
-            raise InputError(f"stored mix changes channel count mid-stream ({channels} -> {b.shape[0]})")
-        check_finite(b, "stored mix")
-        meter.update(b)
-        peak.update(b)
-        fine_peak.update(b)
-        total += b.shape[1]
+    fine: SinkThread | None = None  # the 16x meter (the costliest) beside the others
+    try:
+        for b in _blocks(read_blocks, None):
+            if channels is None:
+                channels = b.shape[0]
+                meter = StreamingLoudnessMeter(cfg.sample_rate, channels)
+                peak = TruePeakMeter(channels)
+                fine_peak = TruePeakMeter(channels, int(cfg.true_peak_oversample))
+                fine = SinkThread(fine_peak.update, name="resonate-master-meters")
+            elif b.shape[0] != channels:
+                raise InputError(f"stored mix changes channel count mid-stream ({channels} -> {b.shape[0]})")
+            check_finite(b, "stored mix")
+            fine(b)
+            meter.update(b)
+            peak.update(b)
+            total += b.shape[1]
+        if fine is not None:
+            fine.close()
+    finally:
+        if fine is not None:
+            fine.abort()
     report: dict[str, Any] = {
         "target_lufs": cfg.target_lufs, "ceiling_dbtp": cfg.ceiling_dbtp, "samples": total,
         "duration_s": total / cfg.sample_rate, "passes": 1, "iterations": 0, "gain_db": 0.0,
@@ -333,10 +355,13 @@ def final_master(read_blocks: Callable[[], Iterable[np.ndarray]], write_block: C
     # -- write -------------------------------------------------------------------
     p = _Pass(cfg, channels, gain)
     n = 0
-    for b in _blocks(read_blocks, channels):
-        write_block(p.feed(b))
-        n += b.shape[1]
-    tail = p.finish()
+    try:
+        for b in _blocks(read_blocks, channels):
+            write_block(p.feed(b))
+            n += b.shape[1]
+        tail = p.finish()
+    finally:
+        p.abort()
     if tail.shape[1]:
         write_block(tail)
     report["passes"] += 1

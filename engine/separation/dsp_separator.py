@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 import scipy.ndimage as ndi
+from numba import njit
 
 
 from ..audio import CHANNELS, SAMPLE_RATE
@@ -164,20 +165,41 @@ def _stft(x: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray
 def _istft(X: np.ndarray, n_fft: int, hop: int, window: np.ndarray, length: int) -> np.ndarray:
     """Inverse of :func:`_stft` (windowed overlap-add over the squared-window sum, as
     ``torch.istft(center=True, length=length)``): float32 ``(K, length)`` from ``(K, F, T)``."""
-    K, _, T = X.shape
-    r = n_fft // hop
-    frames = scipy.fft.irfft(X.transpose(0, 2, 1), n=n_fft, axis=-1).astype(np.float32, copy=False) * window  # (K, T, n_fft)
-    chunks = frames.reshape(K, T, r, hop)
-    out = np.zeros((K, T + r - 1, hop), np.float32)
-    wsq = (window * window).reshape(r, hop)
-    wsum = np.zeros((T + r - 1, hop), np.float32)
-    for j in range(r):  # r = 4 partial sums, not a loop over frames
-        out[:, j:j + T] += chunks[:, :, j]
-        wsum[j:j + T] += wsq[j]
-    p = n_fft // 2
-    y = out.reshape(K, -1)[:, p:p + length]
-    w = wsum.reshape(-1)[p:p + length]
-    y = y / np.where(w > 1e-11, w, 1.0)
-    if y.shape[1] < length:
-        y = np.pad(y, ((0, 0), (0, length - y.shape[1])))
-    return y.astype(np.float32, copy=False)
+    frames = scipy.fft.irfft(X.transpose(0, 2, 1), n=n_fft, axis=-1)  # (K, T, n_fft)
+    return _overlap_add(np.ascontiguousarray(frames, dtype=np.float32), window.astype(np.float32), int(hop),
+                        n_fft // 2, int(length))
+
+
+@njit(cache=True, nogil=True)
+def _overlap_add(frames, window, hop, start, length):  # pragma: no cover - compiled
+    """Windowed overlap-add of ``frames`` ``(K, T, n)`` at ``hop``, divided by the summed squared
+    window (where over 1e-11), samples ``[start, start + length)``; zeros past the last frame.
+    Float32 throughout, each sum taken in the order ``frame t, t - 1, ...`` (the order of the
+    numpy partial sums it replaced, so the result is the same to the bit)."""
+    K, T, n = frames.shape
+    r = n // hop
+    out = np.zeros((K, length), dtype=np.float32)
+    total = (T + r - 1) * hop
+    acc = np.empty(K, dtype=np.float32)
+    for q in range(length):
+        g = start + q
+        if g >= total:
+            break
+        m = g // hop
+        i = g - m * hop
+        w = np.float32(0.0)
+        for k in range(K):
+            acc[k] = np.float32(0.0)
+        for j in range(r):
+            t = m - j
+            if t < 0 or t >= T:
+                continue
+            c = j * hop + i
+            wc = window[c]
+            w += wc * wc
+            for k in range(K):
+                acc[k] += frames[k, t, c] * wc
+        d = w if w > 1e-11 else np.float32(1.0)
+        for k in range(K):
+            out[k, q] = acc[k] / d
+    return out

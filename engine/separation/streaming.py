@@ -4,12 +4,15 @@
 here, MBD polish in :mod:`engine.polish.streaming`).
 :class:`StreamingSeparation` is the separation lane of the job graph
 (:mod:`engine.graph`).  Where its windows run is a :class:`WindowRunner`:
-:class:`InlineWindows` runs them at once in this process; the Ray runner
+:class:`InlineWindows` runs them at once in this process, :class:`ThreadWindows` on a
+worker thread of this process (beside the caller's other work); the Ray runner
 passes one that spreads them over a pool of separator actors (windows come
 back in any order: the stitcher reorders them).
 """
 from __future__ import annotations
 
+import collections
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -59,6 +62,53 @@ class InlineWindows:
     def collect(self, wait: bool) -> list:
         done, self._done = self._done, []
         return done
+
+
+class ThreadWindows:
+    """Runs windows on one worker thread of this process, at most ``max_in_flight`` at once.
+
+    The model's kernels (scipy FFTs, numba medians compiled ``nogil``, torch) release the GIL,
+    so the caller's thread (decode, input analysis, routing) and the in-order lanes go on while
+    a window is separated.  One worker: the model sees its windows one at a time, in order, from
+    one thread.  ``submit`` waits for the oldest window when ``max_in_flight`` are running (the
+    back-pressure bound); results come back in submission order, so the stitched output is the
+    same as with :class:`InlineWindows`.  A window that raised re-raises in the caller at
+    ``collect``.  :meth:`close` stops the worker.
+    """
+
+    def __init__(self, model, run=None, max_in_flight: int = 2):
+        if int(max_in_flight) < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.model = model
+        self.geometry = model.geometry
+        self.max_in_flight = int(max_in_flight)
+        self._run = run if run is not None else model.separate
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resonate-separator")
+        self._pending: collections.deque = collections.deque()  # (window, future), oldest first
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def submit(self, window) -> None:
+        if len(self._pending) >= self.max_in_flight:
+            self._pending[0][1].exception()  # wait for the oldest (collect hands it out, or its error)
+        self._pending.append((window, self._executor.submit(self._run, window)))
+
+    def collect(self, wait: bool) -> list:
+        if wait and self._pending:
+            self._pending[0][1].result()
+        done = []
+        while self._pending and self._pending[0][1].done():
+            window, future = self._pending.popleft()
+            done.append((window, future.result()))
+        return done
+
+    def close(self) -> None:
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 class WindowedLane:
