@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--cache-dir", metavar="DIR",
                     help="stem cache folder (default: $RESONATE_CACHE_DIR or ~/.cache/resonate)")
     pr.add_argument("--lane-threads", default="auto", type=_lane_threads, metavar="N|auto",
-                    help="worker threads for the stem, mix and master lanes, beside the separator; 0 runs "
-                         "them inline; the output is the same either way (default: auto, one per core up to 6, less "
+                    help="worker threads for the stem, mix and master lanes (the separator then gets a worker "
+                         "of its own); 0 runs everything inline; the output is the same either way (default: auto, one per core up to 6, less "
                          "the cores Demucs' torch threads take on the CPU, at least 2 where there are 2 cores)")
     _add_processing_options(pr)
     pr.set_defaults(func=cmd_process)
