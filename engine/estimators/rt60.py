@@ -73,10 +73,9 @@ class RT60Estimator:
         mono = x if x.ndim == 1 else x.mean(axis=0)
         buf = np.concatenate([self._buf, mono])
         n = (len(buf) - self._n_fft) // self._hop + 1 if len(buf) >= self._n_fft else 0
+        frames = np.lib.stride_tricks.sliding_window_view(buf, self._n_fft)[::self._hop] if n else None  # a view
         for s in range(0, n, 512):
-            t = min(512, n - s)
-            idx = (s + np.arange(t))[:, None] * self._hop + np.arange(self._n_fft)[None, :]
-            spec = np.fft.rfft(buf[idx] * self._win, axis=-1)
+            spec = np.fft.rfft(frames[s:s + 512] * self._win, axis=-1)
             e = np.sum(np.abs(spec[:, self._band_sel]) ** 2, axis=1)
             for v in e:
                 self.update_frame_energy(float(v))

@@ -78,9 +78,9 @@ class SpectrumAccumulator:
         while self._next + self.fft <= self._buf_start + self._buf.size:
             starts.append(self._next - self._buf_start)
             self._next += self.stride
-        if starts:
-            idx = np.asarray(starts)[:, None] + np.arange(self.fft)[None, :]
-            spec = np.fft.rfft(self._buf[idx] * self._win, axis=1)
+        if starts:  # consecutive frames ``stride`` apart: a strided view, no gather
+            frames = np.lib.stride_tricks.sliding_window_view(self._buf, self.fft)[starts[0]::self.stride]
+            spec = np.fft.rfft(frames[:len(starts)] * self._win, axis=1)
             power = (spec.real ** 2 + spec.imag ** 2) / np.sum(self._win ** 2)
             bands = power @ self._bands
             active = bands.sum(axis=1) > 1e-12
