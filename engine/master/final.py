@@ -136,7 +136,6 @@ class _Pass:
     """One streaming pass of gain + limiter with meters on the output."""
 
     def __init__(self, cfg: FinalMasterConfig, channels: int, gain_db: float, true_peak: bool = True):
-        # the write pass meters on a worker thread (SinkThread): its meters see the same blocks
         self.gain = np.float32(db_to_gain(gain_db))
         self.limiter = TruePeakLimiter(cfg.ceiling_dbtp, cfg.lookahead_ms, cfg.release_ms,
                                        oversample=int(cfg.true_peak_oversample), margin_db=cfg.true_peak_margin_db,
@@ -146,6 +145,7 @@ class _Pass:
         self.peak = TruePeakMeter(channels) if true_peak else None
         self.fine_peak = TruePeakMeter(channels, int(cfg.true_peak_oversample)) if true_peak else None
         self.samples = 0
+        # the write pass meters on a worker thread beside the limiter (the same blocks, in order)
         self._sink = SinkThread(self._measure, name="resonate-master-meters") if true_peak else self._measure
 
     def feed(self, block: np.ndarray) -> np.ndarray:
