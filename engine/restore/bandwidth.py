@@ -377,21 +377,22 @@ class HighBandExtender(StreamingSTFTStage):
         # the target per bin continues the fitted line (minus the extra roll-off)
         tdb = at_cut[:, None] + (slope - self.rolloff_db_per_oct)[:, None] * self._bin_x[None, :]
         shape = np.power(10.0, tdb / 20.0)  # (F, kmax - kc) amplitude
-        gain = np.where(pg > 1e-30, 1.0 / np.sqrt(np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
+        norm = np.where(pg > 1e-30, 1.0 / np.sqrt(np.maximum(pg, 1e-30)), 0.0) * amt  # (F, nb)
         E = spectra[:, c:, kc:kmax]
         pe = np.add.reduceat((E.real ** 2 + E.imag ** 2).sum(axis=1), starts, axis=1) / self._lev_sizes
         ge = np.where(pe > 1e-30, 1.0 / np.sqrt(np.maximum(pe, 1e-30)), 0.0) * amt
-        G = (np.sqrt(1.0 - self.harmonic_ratio) * G * np.repeat(gain, self._lev_sizes, axis=1)[:, None, :]
+        # the blend of the two normalised sources carries the level; what is left is the fill gain
+        G = (np.sqrt(1.0 - self.harmonic_ratio) * G * np.repeat(norm, self._lev_sizes, axis=1)[:, None, :]
              + np.sqrt(self.harmonic_ratio) * E * np.repeat(ge, self._lev_sizes, axis=1)[:, None, :])
         pf = (G.real ** 2 + G.imag ** 2).sum(axis=1)
-        gain = np.ones_like(gain)
+        gain = np.ones_like(norm)
         if self.fill_only:
             ex = np.add.reduceat(p[:, kc:kmax], starts, axis=1)
-            gen = gain ** 2 * np.add.reduceat(pf * self._blend ** 2 * shape ** 2, starts, axis=1)
+            gen = np.add.reduceat(pf * self._blend ** 2 * shape ** 2, starts, axis=1)
             sm = self._smooth(np.stack([ex, gen], axis=1), "_zi_exist")
             se, sg = sm[:, 0], sm[:, 1]
             fill = np.sqrt(np.clip(1.0 - se / np.maximum(sg, 1e-30), 0.0, 1.0))
-            gain = gain * np.where(sg <= 1e-30, 1.0, fill)
+            gain = np.where(sg <= 1e-30, 1.0, fill)
         g = np.repeat(gain, self._lev_sizes, axis=1) * shape * self._blend  # (F, kmax - kc)
         np.multiply(G, g[:, None, :], out=out[:, :, kc:kmax])
         return float((g ** 2 * pf).sum())

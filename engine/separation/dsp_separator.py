@@ -166,7 +166,7 @@ def _istft(X: np.ndarray, n_fft: int, hop: int, window: np.ndarray, length: int)
     """Inverse of :func:`_stft` (windowed overlap-add over the squared-window sum, as
     ``torch.istft(center=True, length=length)``): float32 ``(K, length)`` from ``(K, F, T)``."""
     frames = scipy.fft.irfft(X.transpose(0, 2, 1), n=n_fft, axis=-1)  # (K, T, n_fft)
-    return _overlap_add(np.ascontiguousarray(frames, dtype=np.float32), window.astype(np.float32), int(hop),
+    return _overlap_add(np.ascontiguousarray(frames, dtype=np.float32), np.asarray(window, dtype=np.float32), int(hop),
                         n_fft // 2, int(length))
 
 
