@@ -664,6 +664,7 @@ window.resonate = {
   get receivedBlocks() { return app.job ? app.job.blocks : 0; },
   get receivedSeconds() { return app.player.durationS; },
   playbackPosition: () => app.player.position(),
+  audioClock: () => (app.player.ctx ? app.player.ctx.currentTime : null),
   get playerState() { return app.player.state; },
   get abState() { return app.player.abState; },
   setAB,
