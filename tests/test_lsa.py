@@ -93,3 +93,27 @@ def test_gain_table_matches_the_lsa_gain_function():
     exact = np.exp(0.5 * exp1(v))
     assert np.max(np.abs(approx / exact - 1.0)) < 1e-4  # the kernel's E1 approximation's own error
     assert math.isclose(table[0], math.exp(-0.5 * 0.5772156649015329))
+
+
+@pytest.mark.parametrize("width", [3, 5, 15, 29, 33, 61])
+def test_median_network_gives_the_exact_block_medians(width):
+    """The sorting-network medians equal numpy's median of each block (the last one padded
+    with its edge bin), to the bit, also with ties and zeros."""
+    from engine.enhance.lsa import _block_medians, median_network
+
+    rng = np.random.default_rng(width)
+    a, b, size = median_network(width)
+    assert size >= width and size & (size - 1) == 0
+    for k_count in (width, 7 * width + 3, 1025):
+        blocks = -(-k_count // width)
+        for trial in range(4):
+            power = rng.exponential(1.0, k_count)
+            if trial == 1:
+                power = np.round(power * 3.0) / 3.0  # many ties
+            if trial == 2:
+                power[rng.random(k_count) < 0.3] = 0.0
+            med = np.empty(blocks)
+            _block_medians(power, width, blocks, med, np.empty((size, blocks)), a, b)
+            padded = np.concatenate([power, np.full(blocks * width - k_count, power[-1])])
+            ref = 2.0 * np.median(padded.reshape(blocks, width), axis=1)
+            assert np.array_equal(med, ref)

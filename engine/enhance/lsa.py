@@ -86,36 +86,83 @@ def gain_table() -> np.ndarray:
     return _gain_table_values(GAIN_TABLE_SIZE, GAIN_TABLE_STEP)
 
 
+def _batcher_pairs(n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sorting network on ``n`` (a power of two) wires: compare-exchange pairs."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.cache
+def median_network(width: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(a, b, wires)``: the compare-exchanges that put the median of ``width`` values on wire
+    ``width // 2`` of a network of ``wires`` wires.
+
+    Batcher's network on the next power of two (the extra wires hold +inf, so they sort last and
+    the rank of the median is unchanged), pruned to the exchanges the median wire depends on.
+    Compare-exchange is a min and a max, exact, so the median is the insertion sort's to the bit;
+    run over every block at once it vectorises (about 5x faster for 29-bin blocks)."""
+    size = 1 << max(0, int(width) - 1).bit_length()
+    need, keep = {int(width) // 2}, []
+    for a, b in reversed(_batcher_pairs(size)):
+        if a in need or b in need:
+            keep.append((a, b))
+            need |= {a, b}
+    keep.reverse()
+    return (np.array([a for a, _ in keep], dtype=np.int64).reshape(-1),
+            np.array([b for _, b in keep], dtype=np.int64).reshape(-1), size)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _block_medians(power, width, blocks, med, buf):
-    """``med[b]``: twice the median (the median of noise power sits ~1.6 dB under its mean) of bins ``[b * width, (b + 1) * width)`` of ``power`` (odd
-    ``width``; the last block padded by repeating the last bin), by insertion sort."""
+def _block_medians(power, width, blocks, med, wires, ca, cb):
+    """``med[b]``: twice the median (the median of noise power sits ~1.6 dB under its mean) of bins
+    ``[b * width, (b + 1) * width)`` of ``power`` (odd ``width``; the last block padded by repeating
+    the last bin), by the network :func:`median_network` (``ca``, ``cb``) on ``wires``
+    ``(size, blocks)``, all blocks at once."""
     k_count = power.shape[0]
-    half = width // 2
+    size = wires.shape[0]
     for b in range(blocks):
         base = b * width
         for i in range(width):
             j = base + i
-            v = power[j] if j < k_count else power[k_count - 1]
-            q = i
-            while q > 0 and buf[q - 1] > v:
-                buf[q] = buf[q - 1]
-                q -= 1
-            buf[q] = v
-        med[b] = buf[half] * 2.0
+            wires[i, b] = power[j] if j < k_count else power[k_count - 1]
+        for i in range(width, size):
+            wires[i, b] = np.inf
+    for q in range(ca.shape[0]):
+        x = wires[ca[q]]
+        y = wires[cb[q]]
+        for b in range(blocks):
+            u = x[b]
+            v = y[b]
+            x[b] = min(u, v)
+            y[b] = max(u, v)
+    half = width // 2
+    for b in range(blocks):
+        med[b] = wires[half, b] * 2.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state_gain2gamma, ready,
               alpha_s, rise, delta, alpha_p, alpha_d, dd_alpha, xi_min, gain_floor, bias,
-              power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out, table, inv_step):
+              power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out, table, inv_step,
+              wires, net_a, net_b):
     """Apply the LSA gains to ``spectra`` ``(frames, channels, bins)`` in place (see the module doc).
 
     Per frame: the power ``|Y|^2`` averaged over the channels (times ``power_scale``); the
     frame is active when its mean power exceeds ``silence_power`` and ``frame_ok``; the
     median cap: per block of ``width`` bins the median power (x2), interpolated between
     block centres with ``lo``/``hi``/``frac`` (the highest the minimum may be, before the
-    bias); ``table`` / ``inv_step``: :func:`gain_table` and ``1 / GAIN_TABLE_STEP``.  State
+    bias; ``net_a``/``net_b``: :func:`median_network` of ``width``, ``wires`` its scratch
+    ``(network wires, blocks)``); ``table`` / ``inv_step``: :func:`gain_table` and ``1 / GAIN_TABLE_STEP``.  State
     arrays ``(bins,)`` are updated in place; ``ready[0]`` is 0 until the first active frame
     (which initialises every tracker to its power).  Inactive frames (digital silence, stream
     start) hold the state and get gain 1.  ``energy_in`` / ``energy_out``
@@ -125,7 +172,11 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
     power = np.empty(k_count, dtype=np.float64)
     sm = np.empty(k_count, dtype=np.float64)
     med = np.empty(blocks, dtype=np.float64)
-    buf = np.empty(width, dtype=np.float64)
+    cap_k = np.empty(k_count, dtype=np.float64)  # per-bin values handed from one pass to the next
+    gamma_k = np.empty(k_count, dtype=np.float64)
+    v_k = np.empty(k_count, dtype=np.float64)
+    g_k = np.empty(k_count, dtype=np.float64)
+    sqrt_v = np.empty(k_count, dtype=np.float64)
     inv_c = 1.0 / c_count
     for f in range(f_count):
         total = 0.0
@@ -142,7 +193,7 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
             for k in range(k_count):
                 energy_out[k] += power[k]
             continue
-        _block_medians(power, width, blocks, med, buf)
+        _block_medians(power, width, blocks, med, wires, net_a, net_b)
         # frequency smoothing (1/4, 1/2, 1/4)
         for k in range(k_count):
             a = power[k - 1] if k > 0 else power[k]
@@ -156,6 +207,11 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
                 state_p[k] = 0.0
                 state_gain2gamma[k] = 1.0
             ready[0] = 1.0
+        # three passes over the bins, so the compiler vectorises the first two (the same operations
+        # in the same order as one loop: the same result to the bit, 2x faster): the trackers and
+        # the SNRs; the square roots; the gain table (a gather) and the gains
+        for k in range(k_count):
+            cap_k[k] = med[lo[k]] * (1.0 - frac[k]) + med[hi[k]] * frac[k]
         for k in range(k_count):
             pk = power[k]
             s = alpha_s * state_s[k] + (1.0 - alpha_s) * sm[k]
@@ -163,7 +219,7 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
             m = state_min[k] * rise
             if s < m:
                 m = s
-            cap = med[lo[k]] * (1.0 - frac[k]) + med[hi[k]] * frac[k]
+            cap = cap_k[k]
             if cap < 1e-30:
                 cap = 1e-30
             if m > cap:
@@ -190,9 +246,15 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
             v = xi * gamma / (1.0 + xi)
             if v < 1e-10:
                 v = 1e-10
-            g = xi / (1.0 + xi)
-            if v < 40.0:  # above, exp(E1(v) / 2) rounds to exactly 1.0
-                u = math.sqrt(v)
+            gamma_k[k] = gamma
+            v_k[k] = v
+            g_k[k] = xi / (1.0 + xi)
+        for k in range(k_count):
+            sqrt_v[k] = math.sqrt(v_k[k])
+        for k in range(k_count):
+            g = g_k[k]
+            if v_k[k] < 40.0:  # above, exp(E1(v) / 2) rounds to exactly 1.0
+                u = sqrt_v[k]
                 t = u * inv_step
                 i = int(t)
                 g *= (table[i] + (t - i) * (table[i + 1] - table[i])) / u
@@ -200,8 +262,8 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
                 g = 1.0
             if g < gain_floor:
                 g = gain_floor
-            state_gain2gamma[k] = g * g * gamma
-            energy_out[k] += pk * g * g
+            state_gain2gamma[k] = g * g * gamma_k[k]
+            energy_out[k] += power[k] * g * g
             for c in range(c_count):
                 spectra[f, c, k] *= g
 
@@ -275,6 +337,8 @@ class LSANoiseSuppressor(StreamingSTFTStage):
         self._cap_lo = np.floor(pos).astype(np.int64)
         self._cap_hi = np.minimum(self._cap_lo + 1, b - 1)
         self._cap_frac = pos - self._cap_lo
+        self._net_a, self._net_b, size = median_network(w)
+        self._wires = np.empty((size, b))  # the network's scratch
         self.reset_spectral_state()
 
     def reset_spectral_state(self) -> None:
@@ -296,7 +360,8 @@ class LSANoiseSuppressor(StreamingSTFTStage):
                   self._alpha_s, self._rise, self._delta, self._alpha_p, self._alpha_d, self.dd_alpha,
                   self.xi_min, self._gain_floor, self._bias, self._power_scale, self._silence_power,
                   self._median_bins, self._blocks, self._cap_lo, self._cap_hi, self._cap_frac,
-                  self._energy_in, self._energy_out, self._table, 1.0 / GAIN_TABLE_STEP)
+                  self._energy_in, self._energy_out, self._table, 1.0 / GAIN_TABLE_STEP,
+                  self._wires, self._net_a, self._net_b)
         return spectra
 
     def report(self) -> dict:
