@@ -9,7 +9,7 @@ import scipy.ndimage as ndi
 from demucs_fixtures import music_mix
 from engine.errors import NonFiniteAudioError, SettingsError
 from engine.separation import DspSeparator, StreamingSeparation, WindowPlanner
-from engine.separation._median import median_filter_rows
+from engine.dsp.median_network import median_filter_cols, median_network
 
 SR = 44100
 
@@ -114,12 +114,29 @@ def test_bad_input_and_settings(sep):
 
 
 def test_fast_median_equals_scipy():
+    """The sorting-network sliding median (along axis 0, every column at once) is scipy's."""
     rng = np.random.default_rng(0)
-    for shape, k in [((7, 300), 17), ((3, 5), 17), ((4, 40), 9), ((2, 1), 3)]:
+    for shape, k in [((300, 7), 17), ((5, 3), 17), ((40, 4), 9), ((1, 2), 3), ((2049, 12), 17), ((30, 5), 29)]:
         x = (rng.random(shape) ** 3).astype(np.float32)
-        x[:, ::7] = x[:, 0:1]  # ties
-        np.testing.assert_array_equal(median_filter_rows(x, k),
-                                      ndi.median_filter(x, size=(1, k), mode="reflect"))
+        x[::7, :] = x[0:1, :]  # ties
+        x[rng.random(shape) < 0.1] = 0.0
+        np.testing.assert_array_equal(median_filter_cols(x, k),
+                                      ndi.median_filter(x, size=(k, 1), mode="reflect"))
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 9, 17, 29, 33])
+def test_median_network_puts_the_median_on_its_wire(width):
+    """Every permutation-like input (random, with ties) ends with the median on ``target``."""
+    from engine.dsp.median_network import apply_network
+
+    a, b, target = median_network(width)
+    rng = np.random.default_rng(width)
+    wires = rng.integers(0, 6, (width, 500)).astype(np.float64)  # columns: 500 windows with ties
+    want = np.median(wires, axis=0)
+    apply_network(wires, a, b)
+    np.testing.assert_array_equal(wires[target], want)
+    with pytest.raises(ValueError):
+        median_network(width + 1)
 
 
 def test_dsp_separator_pickles(sep):
@@ -157,7 +174,7 @@ def test_process_with_the_dsp_separator_imports_no_torch(tmp_path):
 
 
 def _numpy_istft(X, n_fft, hop, window, length):
-    """The overlap-add the separator used before its numba kernel (numpy partial sums)."""
+    """The overlap-add the separator used before its numba kernels (numpy partial sums)."""
     import scipy.fft
 
     K, _, T = X.shape

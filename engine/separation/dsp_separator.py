@@ -31,7 +31,7 @@ from numba import njit
 
 from ..audio import CHANNELS, SAMPLE_RATE
 from ..errors import SettingsError
-from ._median import median_filter_rows
+from ..dsp.median_network import median_filter_cols
 from .base import Separator
 from .windows import SeparationWindow
 
@@ -129,8 +129,8 @@ class DspSeparator(Separator):
         if not np.all(np.isfinite(power)):  # absurdly loud input overflowing float32
             power = np.nan_to_num(power, nan=0.0, posinf=np.finfo(np.float32).max)
         # harmonic: median across time; percussive: median across frequency
-        harm = median_filter_rows(power, self.kernel_frames)
-        perc = median_filter_rows(power.T, self.kernel_bins).T
+        harm = median_filter_cols(np.ascontiguousarray(power.T), self.kernel_frames).T
+        perc = median_filter_cols(power, self.kernel_bins)
         h2, p2 = harm * harm, perc * perc
         eps = np.float32(1e-20)
         m_perc = p2 / (h2 + p2 + eps)
@@ -174,32 +174,34 @@ def _istft(X: np.ndarray, n_fft: int, hop: int, window: np.ndarray, length: int)
 def _overlap_add(frames, window, hop, start, length):  # pragma: no cover - compiled
     """Windowed overlap-add of ``frames`` ``(K, T, n)`` at ``hop``, divided by the summed squared
     window (where over 1e-11), samples ``[start, start + length)``; zeros past the last frame.
-    Float32 throughout, each sum taken in the order ``frame t, t - 1, ...`` (the order of the
-    numpy partial sums it replaced, so the result is the same to the bit)."""
+    Float32 throughout, each sum taken in the order ``frame t, t - 1, ...`` (the latest frame is
+    added first, into zeros), so the result is the same to the bit as the per-sample loop it
+    replaced; frame by frame, so the additions vectorise."""
     K, T, n = frames.shape
     r = n // hop
     out = np.zeros((K, length), dtype=np.float32)
     total = (T + r - 1) * hop
-    acc = np.empty(K, dtype=np.float32)
-    for q in range(length):
+    qmax = min(length, max(total - start, 0))
+    den = np.empty(qmax, dtype=np.float32)
+    for q in range(qmax):
         g = start + q
-        if g >= total:
-            break
         m = g // hop
         i = g - m * hop
         w = np.float32(0.0)
-        for k in range(K):
-            acc[k] = np.float32(0.0)
         for j in range(r):
             t = m - j
             if t < 0 or t >= T:
                 continue
-            c = j * hop + i
-            wc = window[c]
+            wc = window[j * hop + i]
             w += wc * wc
-            for k in range(K):
-                acc[k] += frames[k, t, c] * wc
-        d = w if w > 1e-11 else np.float32(1.0)
-        for k in range(K):
-            out[k, q] = acc[k] / d
+        den[q] = w if w > 1e-11 else np.float32(1.0)
+    for k in range(K):
+        o = out[k]
+        for t in range(T - 1, -1, -1):
+            base = t * hop - start
+            fr = frames[k, t]
+            for c in range(max(0, -base), min(n, qmax - base)):
+                o[base + c] += fr[c] * window[c]
+        for q in range(qmax):
+            o[q] = o[q] / den[q]
     return out
