@@ -131,3 +131,33 @@ def test_sub_bass_is_silent_without_bass_and_transparent_at_zero():
 def test_sub_bass_settings_errors():
     with pytest.raises(SettingsError):
         SubBassSynth(amount=3.0)
+
+
+def _numpy_fine_structure(ext, S, frame_ends):
+    """The numpy expression the extender's fine-structure kernel replaced."""
+    pw = S.real ** 2 + S.imag ** 2
+    cs = np.concatenate([np.zeros(pw.shape[:-1] + (1,)), np.cumsum(pw, axis=-1)], axis=-1)
+    env = np.maximum((cs[..., ext._env_hi] - cs[..., ext._env_lo]) * ext._env_inv, 1e-30)
+    share = np.sqrt(env / env.sum(axis=1, keepdims=True))
+    rel = pw / env
+    hole = rel < 0.01
+    factor = share * rel ** (0.5 * ext.whiten) / np.sqrt(np.maximum(pw, 1e-30))
+    G = S * np.where(hole, 0.0, factor)
+    t = (frame_ends // ext.hop) % ext._phasors.shape[0]
+    return G + np.where(hole, share, 0.0) * ext._phasors[t][:, :S.shape[1]]
+
+
+@pytest.mark.parametrize("whiten", [0.5, 0.0, 0.8])
+def test_fine_structure_kernel_matches_the_numpy_expression(whiten):
+    rng = np.random.default_rng(7)
+    ext = HighBandExtender(cutoff_hz=6000.0, whiten=whiten)
+    lo, kc = ext._src
+    F = 40
+    S = ((rng.standard_normal((F, 2, kc - lo)) + 1j * rng.standard_normal((F, 2, kc - lo)))
+         * rng.exponential(1.0, (F, 1, kc - lo))).astype(np.complex64)
+    S[:, :, ::11] *= 1e-3  # holes, filled with noise
+    S[3] = 0.0  # a silent frame
+    frame_ends = (np.arange(F) + 4) * ext.hop
+    got, want = ext._fine_structure(S, frame_ends), _numpy_fine_structure(ext, S, frame_ends)
+    assert got.dtype == np.complex128
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)

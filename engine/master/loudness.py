@@ -256,6 +256,7 @@ class StreamingLoudnessMeter:
         self._blocks = GatedHistogram()  # 400 ms gating blocks
         self._short = GatedHistogram()  # 3 s short-term blocks (LRA)
         self.last_block_lufs = SILENCE_LUFS
+        self.last_hop_energies = np.zeros(0)  # what the last update completed (see update)
 
     # -- feeding -----------------------------------------------------------
     @property
@@ -273,8 +274,10 @@ class StreamingLoudnessMeter:
         return self._hops.samples / self.sample_rate
 
     def update(self, block: np.ndarray) -> None:
-        """Consume ``block`` float32 ``(channels, n)``."""
+        """Consume ``block`` float32 ``(channels, n)``.  ``last_hop_energies`` is then the
+        K-weighted energy of each 100 ms hop the block completed (:class:`KWeightedHopEnergy`)."""
         energies = self._hops.process(block)
+        self.last_hop_energies = energies
         if energies.size == 0:
             return
         first = self._hops.hops - energies.size  # absolute index of energies[0]

@@ -76,11 +76,10 @@ class PreviewPrior:
                 channels: int = CHANNELS) -> "PreviewPrior":
         """Measure the head of the input (float32 ``(channels, n)`` blocks)."""
         meter = StreamingLoudnessMeter(sample_rate, channels)
-        hops = KWeightedHopEnergy(sample_rate, channels)
         energies: list[float] = []
         for b in blocks:
             meter.update(b)
-            energies.extend(hops.process(b).tolist())
+            energies.extend(meter.last_hop_energies.tolist())
         lufs = meter.integrated_lufs()
         return cls(float(lufs) if math.isfinite(lufs) else None, tuple(energies))
 
@@ -168,7 +167,6 @@ class PreviewMaster(Stage):
         self.gain_db = self.initial_gain_db  # gain reached at the end of the current hop
         self._g_prev = self._g_next = db_to_gain(self.gain_db)
         self.samples = 0
-        self._mix_hops = KWeightedHopEnergy(self.sample_rate, self.channels)
         self._hop_index = 0  # hops of mix measured
         self._mix_sum = self._in_sum = 0.0
         self.offset_db = 0.0  # mix loudness minus input loudness over the same hops
@@ -227,7 +225,7 @@ class PreviewMaster(Stage):
             y[:, a:b] = x[:, a:b] * ramp(self._g_prev, self._g_next, off, b - a, self.hop)
             self.meter.update(x[:, a:b])
             if self.prior is not None:
-                self._learn_offset(self._mix_hops.process(x[:, a:b]))
+                self._learn_offset(self.meter.last_hop_energies)  # the meter's K-weighted hops
             if ends:
                 self._grid_update()
         self.samples += x.shape[1]
