@@ -195,8 +195,9 @@ class StemMixer(Stage):
                 if g0 == 0.0 and g1 == 0.0:
                     continue
                 out[:, a:b] += blocks[s][:, a:b] * ramp(g0, g1, off, b - a, self.hop)
-            for s in self._stems:
-                self._meters[s].update(blocks[s][:, a:b])
+            if self.config.auto_level:  # the stems' loudness only steers the auto-level
+                for s in self._stems:
+                    self._meters[s].update(blocks[s][:, a:b])
             if ends:
                 self._grid_update()
         self.samples += n

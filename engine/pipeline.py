@@ -193,7 +193,8 @@ class MixMaster:
         mix = self.mixer.process(stems)
         if self.part == "mixer":
             return mix, empty_block()
-        self.preview.stage.expect_change(self.drift.update(mix, self.mixer.converged_mix(stems)))
+        if self.mixer.config.auto_level:  # without it no gain glides: the mix is already settled
+            self.preview.stage.expect_change(self.drift.update(mix, self.mixer.converged_mix(stems)))
         return self._master(mix)
 
     def _master(self, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
