@@ -62,8 +62,8 @@ def median_network(width: int) -> tuple[np.ndarray, np.ndarray, int]:
             keep.append((wa, wb))
             need |= {wa, wb}
     keep.reverse()
-    return (np.array([q[0] for q in keep], dtype=np.int64).reshape(-1),
-            np.array([q[1] for q in keep], dtype=np.int64).reshape(-1), int(target))
+    return (np.array([q[0] for q in keep], dtype=np.int64), np.array([q[1] for q in keep], dtype=np.int64),
+            int(target))
 
 
 @njit(cache=True, nogil=True)

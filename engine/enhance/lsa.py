@@ -109,15 +109,14 @@ def _block_medians(power, width, blocks, med, wires, ca, cb, target):
 def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state_gain2gamma, ready,
               alpha_s, rise, delta, alpha_p, alpha_d, dd_alpha, xi_min, gain_floor, bias,
               power_scale, silence_power, width, blocks, lo, hi, frac, energy_in, energy_out, table, inv_step,
-              wires, net_a, net_b, net_target):
+              net_a, net_b, net_target):
     """Apply the LSA gains to ``spectra`` ``(frames, channels, bins)`` in place (see the module doc).
 
     Per frame: the power ``|Y|^2`` averaged over the channels (times ``power_scale``); the
     frame is active when its mean power exceeds ``silence_power`` and ``frame_ok``; the
     median cap: per block of ``width`` bins the median power (x2), interpolated between
     block centres with ``lo``/``hi``/``frac`` (the highest the minimum may be, before the
-    bias; ``net_a``/``net_b``/``net_target``: the median network of ``width``, ``wires`` its
-    scratch ``(width, blocks)``); ``table`` / ``inv_step``: :func:`gain_table` and ``1 / GAIN_TABLE_STEP``.  State
+    bias; ``net_a``/``net_b``/``net_target``: the median network of ``width``); ``table`` / ``inv_step``: :func:`gain_table` and ``1 / GAIN_TABLE_STEP``.  State
     arrays ``(bins,)`` are updated in place; ``ready[0]`` is 0 until the first active frame
     (which initialises every tracker to its power).  Inactive frames (digital silence, stream
     start) hold the state and get gain 1.  ``energy_in`` / ``energy_out``
@@ -127,6 +126,7 @@ def lsa_apply(spectra, frame_ok, state_s, state_min, state_p, state_noise, state
     power = np.empty(k_count, dtype=np.float64)
     sm = np.empty(k_count, dtype=np.float64)
     med = np.empty(blocks, dtype=np.float64)
+    wires = np.empty((width, blocks), dtype=np.float64)  # the median network's scratch
     cap_k = np.empty(k_count, dtype=np.float64)  # per-bin values handed from one pass to the next
     gamma_k = np.empty(k_count, dtype=np.float64)
     v_k = np.empty(k_count, dtype=np.float64)
@@ -293,7 +293,6 @@ class LSANoiseSuppressor(StreamingSTFTStage):
         self._cap_hi = np.minimum(self._cap_lo + 1, b - 1)
         self._cap_frac = pos - self._cap_lo
         self._network = median_network(w)
-        self._wires = np.empty((w, b))  # the network's scratch
         self.reset_spectral_state()
 
     def reset_spectral_state(self) -> None:
@@ -316,7 +315,7 @@ class LSANoiseSuppressor(StreamingSTFTStage):
                   self.xi_min, self._gain_floor, self._bias, self._power_scale, self._silence_power,
                   self._median_bins, self._blocks, self._cap_lo, self._cap_hi, self._cap_frac,
                   self._energy_in, self._energy_out, self._table, 1.0 / GAIN_TABLE_STEP,
-                  self._wires, *self._network)
+                  *self._network)
         return spectra
 
     def report(self) -> dict:
